@@ -1,0 +1,207 @@
+"""Raw CSV → validated records → stratified split → processed tensors, drift reference, preprocessing.
+
+I/O lives in :func:`preprocess` and :func:`titanic_dataset`; everything else is pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+
+from titanic_mlops import schema
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RAW_CSV = PROJECT_ROOT / "data" / "raw" / "Titanic-Dataset.csv"
+PROCESSED_DIR = PROJECT_ROOT / "data" / "processed"
+REFERENCE_CSV = PROJECT_ROOT / "data" / "reference" / "titanic_features_reference.csv"
+
+# Column names written to the reference CSV: the 7 features plus the label.
+REFERENCE_COLUMNS = [*schema.FEATURES, schema.TARGET]
+
+
+class RawDataError(ValueError):
+    """The raw CSV does not have the expected columns or values."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """A stratified train/test split of validated raw records with their labels."""
+
+    train: list[dict[str, Any]]
+    train_y: np.ndarray
+    test: list[dict[str, Any]]
+    test_y: np.ndarray
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _raw_value(value: Any) -> Any:
+    # pandas gives numpy scalars and NaN; the schema wants plain Python values or None.
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def load_raw(path: Path | str = RAW_CSV) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Read and validate the raw Kaggle CSV; return schema records and the 0/1 labels.
+
+    Raises :class:`RawDataError` naming the column (and row) at fault.
+    """
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise RawDataError(f"{path}: not a readable CSV ({exc})") from exc
+    needed = [s.raw_column for s in schema.FIELDS] + [schema.TARGET_RAW_COLUMN]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise RawDataError(f"{path}: missing column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise RawDataError(f"{path}: no rows")
+    labels = frame[schema.TARGET_RAW_COLUMN]
+    bad = ~labels.isin([0, 1])
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise RawDataError(f"{path}: row {row + 2}: {schema.TARGET_RAW_COLUMN} must be 0 or 1")
+    records: list[dict[str, Any]] = []
+    columns = {s.name: frame[s.raw_column].tolist() for s in schema.FIELDS}
+    for i in range(len(frame)):
+        raw = {name: _raw_value(values[i]) for name, values in columns.items()}
+        try:
+            records.append(schema.check_record(raw))
+        except schema.SchemaError as exc:
+            spec = schema.FIELDS_BY_NAME[exc.field]
+            raise RawDataError(
+                f"{path}: row {i + 2}, column {spec.raw_column}: {exc.rule} (got {raw[exc.field]!r})"
+            ) from exc
+    return records, labels.to_numpy(dtype=np.int64)
+
+
+def split(records: list[dict[str, Any]], y: np.ndarray, test_size: float, seed: int) -> Split:
+    """Stratified split with a fixed seed: the same input always gives the same split."""
+    idx_train, idx_test = train_test_split(
+        np.arange(len(records)), test_size=test_size, stratify=y, random_state=seed
+    )
+    return Split(
+        train=[records[i] for i in idx_train],
+        train_y=y[idx_train],
+        test=[records[i] for i in idx_test],
+        test_y=y[idx_test],
+    )
+
+
+def to_tensors(
+    records: list[dict[str, Any]], y: np.ndarray, prep: schema.Preprocessing
+) -> dict[str, torch.Tensor]:
+    """Encode records with ``prep`` into the tensors the trainer consumes."""
+    return {
+        "x": torch.from_numpy(schema.encode(records, prep)),
+        "y": torch.from_numpy(y.astype(np.float32)),
+    }
+
+
+def records_frame(records: list[Mapping[str, Any]], y: np.ndarray | None = None) -> pd.DataFrame:
+    """Raw-unit records as a DataFrame in schema column order (for the drift reference)."""
+    frame = pd.DataFrame.from_records(list(records), columns=list(schema.FEATURES))
+    if y is not None:
+        frame[schema.TARGET] = y
+    return frame
+
+
+def _tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    buf = io.BytesIO()
+    torch.save(tensors, buf)
+    return buf.getvalue()
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
+
+
+def preprocess(
+    raw_path: Path | str = RAW_CSV,
+    processed_dir: Path | str = PROCESSED_DIR,
+    reference_csv: Path | str = REFERENCE_CSV,
+    test_size: float = 0.2,
+    seed: int = 42,
+) -> schema.Preprocessing:
+    """Validate, split, fit preprocessing on the training split and write all outputs.
+
+    Outputs are byte-identical for the same input file and seed.
+    """
+    records, y = load_raw(raw_path)
+    parts = split(records, y, test_size, seed)
+    prep = schema.fit(parts.train)
+    processed = Path(processed_dir)
+    _write_if_changed(processed / "train.pt", _tensor_bytes(to_tensors(parts.train, parts.train_y, prep)))
+    _write_if_changed(processed / "test.pt", _tensor_bytes(to_tensors(parts.test, parts.test_y, prep)))
+    _write_if_changed(processed / "preprocessing.json", prep.to_json().encode())
+    # The test split in raw units too: evaluation of a registered bundle re-encodes it with
+    # the bundle's own preprocessing, exactly as serving would.
+    _write_if_changed(
+        processed / "test_raw.csv",
+        records_frame(parts.test, parts.test_y).to_csv(index=False, lineterminator="\n").encode(),
+    )
+    _write_if_changed(
+        Path(reference_csv),
+        records_frame(parts.train, parts.train_y).to_csv(index=False, lineterminator="\n").encode(),
+    )
+    log.info(
+        "preprocessed %d rows: train=%d test=%d, survival rate train=%.3f test=%.3f",
+        len(records),
+        len(parts.train),
+        len(parts.test),
+        parts.train_y.mean(),
+        parts.test_y.mean(),
+    )
+    return prep
+
+
+def read_records_csv(path: Path | str) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Read a raw-unit CSV written by :func:`preprocess` back into records and labels."""
+    frame = pd.read_csv(path)
+    columns = {name: frame[name].tolist() for name in schema.FEATURES}
+    records = [
+        schema.check_record({n: _raw_value(v[i]) for n, v in columns.items()})
+        for i in range(len(frame))
+    ]
+    return records, frame[schema.TARGET].to_numpy(dtype=np.int64)
+
+
+def titanic_dataset(
+    split_name: str = "train", processed_dir: Path | str = PROCESSED_DIR
+) -> torch.utils.data.TensorDataset:
+    """Load a processed split as a TensorDataset of (features, label)."""
+    if split_name not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split_name!r}")
+    path = Path(processed_dir) / f"{split_name}.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `uv run invoke preprocess-data` first")
+    tensors = torch.load(path, weights_only=True)
+    return torch.utils.data.TensorDataset(tensors["x"], tensors["y"])
+
+
+def load_preprocessing(processed_dir: Path | str = PROCESSED_DIR) -> schema.Preprocessing:
+    """The preprocessing fitted by the last :func:`preprocess` run."""
+    return schema.Preprocessing.from_json((Path(processed_dir) / "preprocessing.json").read_text())
+
+
+if __name__ == "__main__":  # pragma: no cover - thin CLI
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    preprocess()

@@ -1,0 +1,234 @@
+"""One URI-based storage interface for a local folder and ``gs://bucket/prefix``.
+
+Keys are ``/``-separated paths relative to the URI. Besides plain reads and writes it
+offers the two primitives the registry and the prediction log rely on: create-only
+writes and compare-and-swap replaces, both backed by GCS generation preconditions
+(and by ``link``/``flock`` on a local folder).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+Generation = str
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed."""
+
+
+class PreconditionFailed(StorageError):
+    """A create-only write found the key already present, or a compare-and-swap lost a race."""
+
+
+class NotFound(StorageError, KeyError):
+    """No object under that key."""
+
+
+class Storage(ABC):
+    """Bytes under string keys."""
+
+    uri: str
+
+    @abstractmethod
+    def read(self, key: str) -> bytes:
+        """The object's bytes; raises :class:`NotFound`."""
+
+    @abstractmethod
+    def read_with_generation(self, key: str) -> tuple[bytes, Generation]:
+        """The bytes and an opaque generation token for :meth:`replace`."""
+
+    @abstractmethod
+    def write(self, key: str, data: bytes) -> None:
+        """Create or overwrite."""
+
+    @abstractmethod
+    def create(self, key: str, data: bytes) -> None:
+        """Write only if nothing is there; raises :class:`PreconditionFailed` otherwise."""
+
+    @abstractmethod
+    def replace(self, key: str, data: bytes, generation: Generation) -> None:
+        """Overwrite only if the object is still at ``generation`` (compare-and-swap)."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[str]:
+        """Sorted keys starting with ``prefix``."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+
+    def join(self, *parts: str) -> str:
+        """Human-readable URI of a key (for logs and summaries)."""
+        return "/".join([self.uri.rstrip("/"), *parts])
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+class LocalStorage(Storage):
+    """A folder on disk standing in for a bucket."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise NotFound(self.join(key)) from exc
+
+    def read_with_generation(self, key: str) -> tuple[bytes, Generation]:
+        data = self.read(key)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def _tmp(self, path: Path, data: bytes) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return tmp
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        # Write-then-rename: a reader never sees a half-written object.
+        os.replace(self._tmp(path, data), path)
+
+    def create(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        tmp = self._tmp(path, data)
+        try:
+            os.link(tmp, path)  # atomic, and fails if the name exists
+        except FileExistsError as exc:
+            raise PreconditionFailed(f"{self.join(key)} already exists") from exc
+        finally:
+            os.unlink(tmp)
+
+    def replace(self, key: str, data: bytes, generation: Generation) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".lock-{path.name}", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                _, current = self.read_with_generation(key)
+            except NotFound as exc:
+                raise PreconditionFailed(f"{self.join(key)} vanished") from exc
+            if current != generation:
+                raise PreconditionFailed(f"{self.join(key)} changed since it was read")
+            self.write(key, data)
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self.root
+        if not base.exists():
+            return []
+        keys = []
+        start = base / prefix.rsplit("/", 1)[0] if "/" in prefix else base
+        if not start.is_dir():
+            return []
+        for dirpath, _, files in os.walk(start):
+            for name in files:
+                if name.startswith((".tmp-", ".lock-")):
+                    continue
+                key = Path(dirpath, name).relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+
+class GCSStorage(Storage):
+    """``gs://bucket/prefix`` through google-cloud-storage (honours ``STORAGE_EMULATOR_HOST``)."""
+
+    def __init__(self, uri: str, client: object | None = None) -> None:
+        from google.cloud import storage as gcs  # imported here: local runs never need it
+
+        bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+        if not bucket:
+            raise ValueError(f"no bucket in {uri!r}")
+        self.uri = uri.rstrip("/")
+        self.prefix = prefix.strip("/")
+        self.client = client or _gcs_client(gcs)
+        self.bucket = self.client.bucket(bucket)
+
+    def _name(self, key: str) -> str:
+        _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _key(self, name: str) -> str:
+        return name[len(self.prefix) + 1 :] if self.prefix else name
+
+    def read(self, key: str) -> bytes:
+        return self.read_with_generation(key)[0]
+
+    def read_with_generation(self, key: str) -> tuple[bytes, Generation]:
+        from google.api_core import exceptions
+
+        blob = self.bucket.blob(self._name(key))
+        try:
+            data = blob.download_as_bytes()
+        except exceptions.NotFound as exc:
+            raise NotFound(self.join(key)) from exc
+        return data, str(blob.generation)
+
+    def _upload(self, key: str, data: bytes, if_generation_match: int | None) -> None:
+        from google.api_core import exceptions
+
+        blob = self.bucket.blob(self._name(key))
+        try:
+            blob.upload_from_string(
+                data,
+                content_type="application/octet-stream",
+                if_generation_match=if_generation_match,
+            )
+        except exceptions.PreconditionFailed as exc:
+            raise PreconditionFailed(f"{self.join(key)}: generation precondition failed") from exc
+
+    def write(self, key: str, data: bytes) -> None:
+        self._upload(key, data, None)
+
+    def create(self, key: str, data: bytes) -> None:
+        self._upload(key, data, 0)  # generation 0 = "must not exist"
+
+    def replace(self, key: str, data: bytes, generation: Generation) -> None:
+        self._upload(key, data, int(generation))
+
+    def list(self, prefix: str = "") -> list[str]:
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        return sorted(self._key(b.name) for b in self.client.list_blobs(self.bucket, prefix=full))
+
+    def exists(self, key: str) -> bool:
+        return self.bucket.blob(self._name(key)).exists()
+
+
+def _gcs_client(gcs):  # noqa: ANN001, ANN202 - module passed in to keep the import lazy
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "local-emulator")
+        return gcs.Client(project=project, credentials=AnonymousCredentials())
+    return gcs.Client()
+
+
+def open_storage(uri: str | Path) -> Storage:
+    """``gs://…`` → :class:`GCSStorage`; anything else is a local folder."""
+    text = str(uri)
+    if text.startswith("gs://"):
+        return GCSStorage(text)
+    if "://" in text and not text.startswith("file://"):
+        raise ValueError(f"unsupported storage URI {text!r}: use gs://bucket/prefix or a path")
+    return LocalStorage(text.removeprefix("file://"))

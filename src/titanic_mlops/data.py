@@ -1,4 +1,4 @@
-"""Raw CSV → validated records → stratified split → processed tensors, drift reference, preprocessing.
+"""Raw CSV → validated records → stratified split → tensors, drift reference, preprocessing.
 
 I/O lives in :func:`preprocess` and :func:`titanic_dataset`; everything else is pure.
 """
@@ -85,8 +85,9 @@ def load_raw(path: Path | str = RAW_CSV) -> tuple[list[dict[str, Any]], np.ndarr
             records.append(schema.check_record(raw))
         except schema.SchemaError as exc:
             spec = schema.FIELDS_BY_NAME[exc.field]
+            got = raw[exc.field]
             raise RawDataError(
-                f"{path}: row {i + 2}, column {spec.raw_column}: {exc.rule} (got {raw[exc.field]!r})"
+                f"{path}: row {i + 2}, column {spec.raw_column}: {exc.rule} (got {got!r})"
             ) from exc
     return records, labels.to_numpy(dtype=np.int64)
 
@@ -149,8 +150,12 @@ def preprocess(
     parts = split(records, y, test_size, seed)
     prep = schema.fit(parts.train)
     processed = Path(processed_dir)
-    _write_if_changed(processed / "train.pt", _tensor_bytes(to_tensors(parts.train, parts.train_y, prep)))
-    _write_if_changed(processed / "test.pt", _tensor_bytes(to_tensors(parts.test, parts.test_y, prep)))
+    _write_if_changed(
+        processed / "train.pt", _tensor_bytes(to_tensors(parts.train, parts.train_y, prep))
+    )
+    _write_if_changed(
+        processed / "test.pt", _tensor_bytes(to_tensors(parts.test, parts.test_y, prep))
+    )
     _write_if_changed(processed / "preprocessing.json", prep.to_json().encode())
     # The test split in raw units too: evaluation of a registered bundle re-encodes it with
     # the bundle's own preprocessing, exactly as serving would.

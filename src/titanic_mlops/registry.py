@@ -151,6 +151,7 @@ class Registry:
         """Point ``alias`` at ``version`` (compare-and-swap); return the previous version."""
         if not ALIAS_NAME.match(alias):
             raise ValueError(f"invalid alias {alias!r}")
+        version = int(version)
         self.manifest(version)  # refuse to point at a version that is not complete
         key = alias_key(self.model, alias)
         for _ in range(MAX_ATTEMPTS):

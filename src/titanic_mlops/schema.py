@@ -46,9 +46,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("pclass", "Pclass", "categorical", True, "Ticket class", allowed=(1, 2, 3)),
     FieldSpec("sex", "Sex", "categorical", True, "Sex", allowed=("male", "female")),
     FieldSpec("age", "Age", "number", False, "Age in years", minimum=0, maximum=120),
-    FieldSpec(
-        "sibsp", "SibSp", "integer", False, "Siblings/spouses aboard", minimum=0, maximum=20
-    ),
+    FieldSpec("sibsp", "SibSp", "integer", False, "Siblings/spouses aboard", minimum=0, maximum=20),
     FieldSpec("parch", "Parch", "integer", False, "Parents/children aboard", minimum=0, maximum=20),
     FieldSpec("fare", "Fare", "number", False, "Fare paid (GBP)", minimum=0, maximum=10_000),
     FieldSpec(
@@ -126,7 +124,9 @@ def check_record(record: Mapping[str, Any], index: int | None = None) -> dict[st
     """Validate one raw record (unknown keys are rejected) and return it normalised."""
     unknown = sorted(set(record) - set(FEATURES))
     if unknown:
-        raise SchemaError(unknown[0], "is not a model input: expected " + ", ".join(FEATURES), index)
+        raise SchemaError(
+            unknown[0], "is not a model input: expected " + ", ".join(FEATURES), index
+        )
     return {spec.name: check_value(spec, record.get(spec.name), index) for spec in FIELDS}
 
 

@@ -100,6 +100,7 @@ class LocalStorage(Storage):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            os.fchmod(fh.fileno(), 0o644)  # mkstemp creates 0600; objects are plain files
         return tmp
 
     def write(self, key: str, data: bytes) -> None:
@@ -215,7 +216,7 @@ class GCSStorage(Storage):
         return self.bucket.blob(self._name(key)).exists()
 
 
-def _gcs_client(gcs):  # noqa: ANN001, ANN202 - module passed in to keep the import lazy
+def _gcs_client(gcs):
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 

@@ -1,8 +1,8 @@
 """Hydra entry point: train, evaluate (held-out + CV, torch and sklearn), bundle, register.
 
-    python -m titanic_mlops.train hyperparameters.lr=0.001
-    python -m titanic_mlops.train +experiments=exp1
-    python -m titanic_mlops.train --multirun +hparams_search=optuna
+python -m titanic_mlops.train hyperparameters.lr=0.001
+python -m titanic_mlops.train +experiments=exp1
+python -m titanic_mlops.train --multirun +hparams_search=optuna
 """
 
 from __future__ import annotations
@@ -50,9 +50,7 @@ def make_optimizer(params: Any, hp: DictConfig) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
-        )
+        return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
     raise ValueError(f"hyperparameters.optimizer must be 'adam' or 'sgd', got {hp.optimizer!r}")
 
 
@@ -97,9 +95,7 @@ def fit_model(
 
 def fit_baseline(x: np.ndarray, y: np.ndarray, cfg: DictConfig) -> LogisticRegression:
     """scikit-learn LogisticRegression on exactly the same encoded features."""
-    clf = LogisticRegression(
-        C=cfg.evaluation.baseline_c, max_iter=cfg.evaluation.baseline_max_iter
-    )
+    clf = LogisticRegression(C=cfg.evaluation.baseline_c, max_iter=cfg.evaluation.baseline_max_iter)
     return clf.fit(x, y)
 
 

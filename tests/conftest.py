@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -140,3 +141,38 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path):
     if request.param == "local":
         return open_storage(tmp_path / "bucket")
     return open_storage(request.getfixturevalue("gcs_uri"))
+
+
+# --- serving ---------------------------------------------------------------------------
+API_SOURCE = ROOT / "src" / "titanic_mlops" / "api" / "main.py"
+
+
+@pytest.fixture(scope="session")
+def served_storage(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local registry holding the trained bundle as version 1, alias production."""
+    from titanic_mlops.registry import Registry
+    from titanic_mlops.storage import open_storage
+
+    root = tmp_path_factory.mktemp("served")
+    registry = Registry(open_storage(root), "titanic-logreg")
+    registry.set_alias("production", registry.register(trained.files))
+    return root
+
+
+@pytest.fixture
+def make_client(monkeypatch: pytest.MonkeyPatch, served_storage: Path, tmp_path: Path):
+    """Build the real functions-framework app in-process; returns (test client, service)."""
+    from functions_framework import create_app
+
+    def _make(**env: str):
+        storage = tmp_path / "bucket"
+        if not storage.exists():
+            shutil.copytree(served_storage, storage)
+        defaults = {"STORAGE_URI": str(storage), "PREDICTION_LOG_FLUSH_SECONDS": "0.2"}
+        for key, value in {**defaults, **env}.items():
+            monkeypatch.setenv(key, value)
+        app = create_app("logreg_classifier", str(API_SOURCE))
+        module = sys.modules["main"]
+        return app.test_client(), module.service
+
+    return _make

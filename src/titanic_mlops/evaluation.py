@@ -9,14 +9,16 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
+from titanic_mlops.schema import DECISION_THRESHOLD
+
 METRIC_NAMES = ("accuracy", "roc_auc", "log_loss")
 
 
 def classification_metrics(y_true: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Accuracy (threshold 0.5), ROC AUC and log loss of probabilities ``p``."""
+    """Accuracy (at the decision threshold), ROC AUC and log loss of probabilities ``p``."""
     p = np.asarray(p, dtype=np.float64)
     return {
-        "accuracy": float(accuracy_score(y_true, p >= 0.5)),
+        "accuracy": float(accuracy_score(y_true, p >= DECISION_THRESHOLD)),
         "roc_auc": float(roc_auc_score(y_true, p)),
         "log_loss": float(log_loss(y_true, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
     }

@@ -56,6 +56,8 @@ FIELDS: tuple[FieldSpec, ...] = (
 FEATURES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 FIELDS_BY_NAME: dict[str, FieldSpec] = {f.name: f for f in FIELDS}
 TARGET = "survived"
+# Probability at or above which a passenger is predicted to survive (serving and evaluation).
+DECISION_THRESHOLD = 0.5
 TARGET_RAW_COLUMN = "Survived"
 
 # Numeric inputs that are standardised; fare is log1p-transformed first (heavy right tail).
@@ -90,8 +92,8 @@ class SchemaError(ValueError):
 
 
 def is_missing(value: Any) -> bool:
-    """None, NaN and empty strings count as missing (the raw CSV uses empty cells)."""
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+    """None and NaN count as missing (pandas reads the raw CSV's empty cells as NaN)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def check_value(spec: FieldSpec, value: Any, index: int | None = None) -> Any:

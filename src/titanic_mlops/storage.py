@@ -63,6 +63,13 @@ class Storage(ABC):
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""
 
+    @abstractmethod
+    def list_children(self, prefix: str) -> list[str]:
+        """Sorted immediate "folders" under ``prefix`` (which ends in ``/``), each ending in ``/``.
+
+        Lets readers walk a partitioned layout newest-first without listing all of it.
+        """
+
     def join(self, *parts: str) -> str:
         """Human-readable URI of a key (for logs and summaries)."""
         return "/".join([self.uri.rstrip("/"), *parts])
@@ -151,6 +158,12 @@ class LocalStorage(Storage):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def list_children(self, prefix: str) -> list[str]:
+        folder = self.root / prefix if prefix else self.root
+        if not folder.is_dir():
+            return []
+        return sorted(f"{prefix}{p.name}/" for p in folder.iterdir() if p.is_dir())
+
 
 class GCSStorage(Storage):
     """``gs://bucket/prefix`` through google-cloud-storage (honours ``STORAGE_EMULATOR_HOST``)."""
@@ -214,6 +227,13 @@ class GCSStorage(Storage):
 
     def exists(self, key: str) -> bool:
         return self.bucket.blob(self._name(key)).exists()
+
+    def list_children(self, prefix: str) -> list[str]:
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        blobs = self.client.list_blobs(self.bucket, prefix=full, delimiter="/")
+        for _ in blobs.pages:  # prefixes are filled in while the pages are read
+            pass
+        return sorted(self._key(p) for p in blobs.prefixes)
 
 
 def _gcs_client(gcs):

@@ -1,0 +1,1 @@
+"""The HTTP side: functions-framework targets, routing, OpenAPI document, web page."""

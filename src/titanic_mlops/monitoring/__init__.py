@@ -1,0 +1,1 @@
+"""Metrics definitions and their export."""

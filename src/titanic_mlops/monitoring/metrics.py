@@ -1,0 +1,85 @@
+"""Every Prometheus metric of the service, defined once (names carry the ``titanic_`` prefix).
+
+They live in their own :class:`CollectorRegistry` so that tests can read exact values and
+the exporter pushes only what the service defines.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+PREFIX = "titanic_"
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# Request latency buckets: sub-millisecond no-ops up to the 1 s alerting threshold and beyond.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
+
+REQUESTS = Counter(
+    "titanic_requests",
+    "HTTP requests by route, method and status code.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+REQUEST_LATENCY = Histogram(
+    "titanic_request_duration_seconds",
+    "Wall time from request received to response ready.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+PREDICTIONS = Counter(
+    "titanic_predictions",
+    "Predicted instances by predicted class.",
+    ["survived"],
+    registry=REGISTRY,
+)
+INFERENCE_LATENCY = Histogram(
+    "titanic_inference_duration_seconds",
+    "Time spent in encoding + ONNX inference per request.",
+    buckets=INFERENCE_BUCKETS,
+    registry=REGISTRY,
+)
+MODEL_INFO = Gauge(
+    "titanic_model_info",
+    "1 for the model version this instance serves.",
+    ["model", "version", "alias"],
+    registry=REGISTRY,
+)
+MODEL_LOAD_FAILURES = Counter(
+    "titanic_model_load_failures",
+    "Failed attempts to resolve, verify or load the model bundle.",
+    registry=REGISTRY,
+)
+LOG_RECORDS_WRITTEN = Counter(
+    "titanic_prediction_log_records_written",
+    "Prediction records durably written to storage.",
+    registry=REGISTRY,
+)
+LOG_WRITE_ERRORS = Counter(
+    "titanic_prediction_log_write_errors",
+    "Failed attempts to write a prediction-log object (records stay buffered and are retried).",
+    registry=REGISTRY,
+)
+LOG_RECORDS_DROPPED = Counter(
+    "titanic_prediction_log_records_dropped",
+    "Prediction records that could not be kept (buffer full while storage was failing).",
+    registry=REGISTRY,
+)
+LOG_BUFFERED = Gauge(
+    "titanic_prediction_log_buffered_records",
+    "Prediction records waiting in memory to be written.",
+    registry=REGISTRY,
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text exposition of :data:`REGISTRY` and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def sample(name: str, labels: dict[str, str] | None = None) -> float:
+    """Current value of one sample (0 if absent): for tests and health output."""
+    value = REGISTRY.get_sample_value(name, labels or {})
+    return 0.0 if value is None else value

@@ -1,0 +1,222 @@
+"""The prediction log: what the service saw and answered, as sharded JSONL objects.
+
+Each serving process buffers records and writes them as *new* objects (create-only)::
+
+    predictions/dt=YYYY-MM-DD/HH/<utc-ts>-<instance>-<seq>.jsonl
+
+flushed by count, by age and at shutdown. There is no read-modify-write of a growing blob:
+that would lose records under concurrency and cost O(history) per request. A failed write
+keeps its batch *and its object name*, so the retry is idempotent (a create that finds the
+object already there means the earlier attempt landed). The buffer is bounded; what does
+not fit while storage is down is dropped and counted in a metric, never silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from titanic_mlops.monitoring import metrics
+from titanic_mlops.settings import PredictionLogSettings
+from titanic_mlops.storage import PreconditionFailed, Storage
+
+log = logging.getLogger(__name__)
+
+PREFIX = "predictions/"
+
+
+def object_key(at: datetime, instance: str, seq: int) -> str:
+    """Partitioned, time-sortable, per-instance-unique object name for one flush."""
+    return (
+        f"{PREFIX}dt={at:%Y-%m-%d}/{at:%H}/"
+        f"{at:%Y%m%dT%H%M%S}.{at.microsecond:06d}Z-{instance}-{seq:08d}.jsonl"
+    )
+
+
+def encode_records(records: list[dict[str, Any]]) -> bytes:
+    """JSON Lines, one compact record per line."""
+    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+
+
+@dataclass
+class _Batch:
+    key: str
+    payload: bytes
+    count: int
+
+
+class PredictionLog:
+    """Buffered, bounded, retrying writer of prediction records for one process."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        settings: PredictionLogSettings,
+        instance: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.instance = instance
+        self._clock = clock
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._pending: deque[_Batch] = deque()  # cut into objects, not yet written
+        self._oldest: float | None = None  # monotonic time of the oldest buffered record
+        self._seq = 0
+        self._lock = threading.Lock()  # guards _buffer, _pending, _oldest
+        self._write_lock = threading.Lock()  # one writer at a time keeps objects in order
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- producer side ---------------------------------------------------------------
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Buffer records (never blocks on storage)."""
+        with self._lock:
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+            self._buffer.extend(records)
+            self._enforce_bound()
+            if len(self._buffer) >= self.settings.flush_records:
+                self._wake.set()
+        self._ensure_thread()
+
+    def buffered(self) -> int:
+        """Records held in memory (buffered or cut into pending objects)."""
+        with self._lock:
+            return len(self._buffer) + sum(b.count for b in self._pending)
+
+    def _enforce_bound(self) -> None:
+        excess = len(self._buffer) + sum(b.count for b in self._pending)
+        excess -= self.settings.max_buffer_records
+        dropped = 0
+        # Oldest first: whole pending objects (their name may already be taken), then records.
+        while excess > 0 and self._pending:
+            batch = self._pending.popleft()
+            excess -= batch.count
+            dropped += batch.count
+        while excess > 0 and self._buffer:
+            self._buffer.popleft()
+            excess -= 1
+            dropped += 1
+        if dropped:
+            metrics.LOG_RECORDS_DROPPED.inc(dropped)
+            log.error("prediction log buffer full: dropped %d records (counted)", dropped)
+        metrics.LOG_BUFFERED.set(len(self._buffer) + sum(b.count for b in self._pending))
+
+    # --- writer side -----------------------------------------------------------------
+    def _cut(self) -> None:
+        # Caller holds self._lock.
+        if not self._buffer:
+            return
+        records = list(self._buffer)
+        self._buffer.clear()
+        self._oldest = None
+        self._seq += 1
+        key = object_key(self._clock(), self.instance, self._seq)
+        self._pending.append(_Batch(key, encode_records(records), len(records)))
+
+    def flush(self) -> bool:
+        """Write everything buffered now; return False if a write failed (records kept)."""
+        with self._write_lock:
+            with self._lock:
+                self._cut()
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        metrics.LOG_BUFFERED.set(len(self._buffer))
+                        return True
+                    batch = self._pending[0]
+                try:
+                    self.storage.create(batch.key, batch.payload)
+                except PreconditionFailed:
+                    # Same name, same instance: an earlier attempt did land. Not a duplicate.
+                    log.warning("prediction log %s already written by a retried attempt", batch.key)
+                except Exception as exc:
+                    metrics.LOG_WRITE_ERRORS.inc()
+                    log.warning("prediction log write of %d records failed: %s", batch.count, exc)
+                    return False
+                with self._lock:
+                    if self._pending and self._pending[0] is batch:
+                        self._pending.popleft()
+                        metrics.LOG_RECORDS_WRITTEN.inc(batch.count)
+
+    def _due(self) -> bool:
+        with self._lock:
+            if self._pending or len(self._buffer) >= self.settings.flush_records:
+                return True
+            age = time.monotonic() - self._oldest if self._oldest is not None else 0.0
+            return bool(self._buffer) and age >= self.settings.flush_seconds
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait(timeout=min(self.settings.flush_seconds, 1.0))
+            self._wake.clear()
+            if self._closed.is_set():
+                break
+            if self._due() and not self.flush():
+                self._closed.wait(self.settings.retry_seconds)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name="prediction-log-flusher", daemon=True
+                    )
+                    self._thread.start()
+
+    def close(self, timeout: float = 8.0) -> bool:
+        """Stop the flusher and write what is left, retrying until ``timeout``.
+
+        Cloud Run allows 10 s after SIGTERM, hence the default. Returns True when nothing
+        is left in memory.
+        """
+        self._closed.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while not self.flush():
+            if time.monotonic() + self.settings.retry_seconds > deadline:
+                left = self.buffered()
+                log.error("prediction log closing with %d unwritten records", left)
+                metrics.LOG_RECORDS_DROPPED.inc(left)
+                return False
+            time.sleep(self.settings.retry_seconds)
+        return True
+
+
+# --- reading ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LogSlice:
+    """The newest records (oldest first) and how many objects were opened to get them."""
+
+    records: list[dict[str, Any]]
+    objects_read: int
+
+
+def read_latest(storage: Storage, n: int) -> LogSlice:
+    """The newest ``n`` records, walking days and hours newest-first and stopping early."""
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    newest_first: list[dict[str, Any]] = []
+    opened = 0
+    for day in reversed(storage.list_children(PREFIX)):
+        for hour in reversed(storage.list_children(day)):
+            for key in reversed(storage.list(hour)):
+                if not key.endswith(".jsonl"):
+                    continue
+                lines = storage.read(key).decode().splitlines()
+                opened += 1
+                newest_first.extend(json.loads(line) for line in reversed(lines) if line)
+                if len(newest_first) >= n:
+                    return LogSlice(list(reversed(newest_first[:n])), opened)
+    return LogSlice(list(reversed(newest_first)), opened)

@@ -110,9 +110,11 @@ def cross_validate(
         x_tr = schema.encode([records[i] for i in tr], prep)
         x_va = schema.encode([records[i] for i in va], prep)
         model, _ = fit_model(
-            torch.from_numpy(x_tr), torch.from_numpy(y[tr].astype(np.float32)),
-            cfg.hyperparameters, cfg.seed + k,
-        )  # fmt: skip
+            torch.from_numpy(x_tr),
+            torch.from_numpy(y[tr].astype(np.float32)),
+            cfg.hyperparameters,
+            cfg.seed + k,
+        )
         p_model = model.predict_proba(torch.from_numpy(x_va)).numpy()
         p_base = fit_baseline(x_tr, y[tr], cfg).predict_proba(x_va)[:, 1]
         per_fold["model"].append(evaluation.classification_metrics(y[va], p_model))
@@ -129,13 +131,21 @@ def git_commit() -> str:
         return os.environ["GIT_COMMIT"]
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=data.PROJECT_ROOT, capture_output=True,
-            text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+            ["git", "rev-parse", "HEAD"],
+            cwd=data.PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=data.PROJECT_ROOT,
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=data.PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
@@ -158,8 +168,12 @@ def init_wandb(cfg: DictConfig) -> Any:
     import wandb  # heavy import: only when W&B is actually used
 
     root = project_path(cfg.wandb.dir)
-    for var, sub in (("DIR", ""), ("CACHE_DIR", "cache"), ("DATA_DIR", "data"),
-                     ("CONFIG_DIR", "config")):  # fmt: skip
+    for var, sub in (
+        ("DIR", ""),
+        ("CACHE_DIR", "cache"),
+        ("DATA_DIR", "data"),
+        ("CONFIG_DIR", "config"),
+    ):
         os.environ.setdefault(f"WANDB_{var}", str(root / sub))
     root.mkdir(parents=True, exist_ok=True)
     return wandb.init(
@@ -190,9 +204,12 @@ def run(cfg: DictConfig) -> TrainResult:
     if not (processed / "train.pt").exists():
         log.info("no processed data at %s: preprocessing first", processed)
         data.preprocess(
-            project_path(cfg.data.raw), processed, project_path(cfg.data.reference),
-            cfg.data.test_size, cfg.seed,
-        )  # fmt: skip
+            project_path(cfg.data.raw),
+            processed,
+            project_path(cfg.data.reference),
+            cfg.data.test_size,
+            cfg.seed,
+        )
     train_set = data.titanic_dataset("train", processed)
     test_set = data.titanic_dataset("test", processed)
     prep = data.load_preprocessing(processed)
@@ -234,8 +251,9 @@ def run(cfg: DictConfig) -> TrainResult:
     }
     result = TrainResult(metrics=metrics, files=files, history=history)
     if cfg.registry.register:
-        registry = Registry(open_storage(storage_uri(cfg.registry.storage_uri)),
-                            cfg.registry.model_name)  # fmt: skip
+        registry = Registry(
+            open_storage(storage_uri(cfg.registry.storage_uri)), cfg.registry.model_name
+        )
         result.version = registry.register(
             files,
             git_commit=git_commit(),

@@ -15,9 +15,13 @@ pytestmark = pytest.mark.integration
 
 def run(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -31,9 +35,16 @@ def data_overrides(data_dirs) -> list[str]:
 
 def test_hydra_entry_point_trains_and_registers(tmp_path, data_dirs):
     storage = tmp_path / "bucket"
-    run("-m", "titanic_mlops.train", *data_overrides(data_dirs), f"registry.storage_uri={storage}",
-        "wandb.mode=disabled", "hyperparameters.epochs=20", "registry.promote_to=staging",
-        f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    run(
+        "-m",
+        "titanic_mlops.train",
+        *data_overrides(data_dirs),
+        f"registry.storage_uri={storage}",
+        "wandb.mode=disabled",
+        "hyperparameters.epochs=20",
+        "registry.promote_to=staging",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     manifest = json.loads(
         (storage / "registry/titanic-logreg/versions/1/manifest.json").read_text()
     )
@@ -51,8 +62,15 @@ def test_hydra_entry_point_trains_and_registers(tmp_path, data_dirs):
 def test_invoke_quickstart_promote_versions_evaluate(tmp_path, data_dirs):
     storage = str(tmp_path / "bucket")
     wandb_dir = tmp_path / "wandb"
-    out = run("-m", "invoke", "quickstart", "--storage", storage, "--overrides",
-              f"wandb.mode=offline wandb.dir={wandb_dir}").stdout  # fmt: skip
+    out = run(
+        "-m",
+        "invoke",
+        "quickstart",
+        "--storage",
+        storage,
+        "--overrides",
+        f"wandb.mode=offline wandb.dir={wandb_dir}",
+    ).stdout
     assert "model version : 1 (alias production, was None)" in out
     assert "torch model" in out and "sklearn baseline" in out
     # W&B ran offline with its files under the folder we gave it
@@ -70,13 +88,22 @@ def test_invoke_quickstart_promote_versions_evaluate(tmp_path, data_dirs):
 
 def test_optuna_sweep_runs_offline(tmp_path, data_dirs):
     sweep_dir = tmp_path / "sweep"
-    run("-m", "titanic_mlops.train", "--multirun", "+hparams_search=optuna",
-        "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep_dir}", "evaluation.cv_folds=2",
-        *data_overrides(data_dirs))  # fmt: skip
+    run(
+        "-m",
+        "titanic_mlops.train",
+        "--multirun",
+        "+hparams_search=optuna",
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweep.dir={sweep_dir}",
+        "evaluation.cv_folds=2",
+        *data_overrides(data_dirs),
+    )
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["name"] == "optuna"
     assert set(results["best_params"]) == {
-        "hyperparameters.lr", "hyperparameters.optimizer", "hyperparameters.epochs",
+        "hyperparameters.lr",
+        "hyperparameters.optimizer",
+        "hyperparameters.epochs",
         "hyperparameters.weight_decay",
-    }  # fmt: skip
+    }
     assert 0.5 < results["best_value"] <= 1.0

@@ -8,10 +8,24 @@ import pytest
 from titanic_mlops import prediction_log
 from titanic_mlops.monitoring import metrics
 
-JACK = {"pclass": 3, "sex": "male", "age": 20, "sibsp": 0, "parch": 0, "fare": 8.05,
-        "embarked": "S"}  # fmt: skip
-ROSE = {"pclass": 1, "sex": "female", "age": 17, "sibsp": 1, "parch": 1, "fare": 100.0,
-        "embarked": "S"}  # fmt: skip
+JACK = {
+    "pclass": 3,
+    "sex": "male",
+    "age": 20,
+    "sibsp": 0,
+    "parch": 0,
+    "fare": 8.05,
+    "embarked": "S",
+}
+ROSE = {
+    "pclass": 1,
+    "sex": "female",
+    "age": 17,
+    "sibsp": 1,
+    "parch": 1,
+    "fare": 100.0,
+    "embarked": "S",
+}
 
 
 @pytest.fixture
@@ -113,10 +127,18 @@ def test_too_many_instances_is_a_413(make_client):
 
 @pytest.mark.parametrize(
     ("method", "path", "status"),
-    [("PUT", "/", 405), ("DELETE", "/", 405), ("POST", "/health", 405), ("POST", "/metrics", 405),
-     ("PATCH", "/openapi.json", 405), ("POST", "/assets/app.js", 405), ("GET", "/nope", 404),
-     ("GET", "/assets/secret.py", 404), ("GET", "/assets/../service.py", 404)],
-)  # fmt: skip
+    [
+        ("PUT", "/", 405),
+        ("DELETE", "/", 405),
+        ("POST", "/health", 405),
+        ("POST", "/metrics", 405),
+        ("PATCH", "/openapi.json", 405),
+        ("POST", "/assets/app.js", 405),
+        ("GET", "/nope", 404),
+        ("GET", "/assets/secret.py", 404),
+        ("GET", "/assets/../service.py", 404),
+    ],
+)
 def test_wrong_method_or_path(client, method, path, status):
     r = client.open(path, method=method)
     assert r.status_code == status
@@ -140,7 +162,7 @@ def test_no_loadable_model_is_a_503_and_recovers(make_client, tmp_path, trained)
 
 
 def test_tampered_bundle_is_not_served(make_client, tmp_path):
-    client, service = make_client()
+    _, service = make_client()
     key = "registry/titanic-logreg/versions/1/model.onnx"
     service.storage.write(key, service.storage.read(key) + b"\x00")
     fresh, _ = make_client()
@@ -168,9 +190,13 @@ def test_metrics_count_requests_and_predictions(client):
         metrics.sample("titanic_requests_total", {"route": "/", "method": "POST", "status": "200"})
         == ok_before + 1
     )
-    for name in ("titanic_request_duration_seconds_bucket", "titanic_inference_duration_seconds",
-                 'titanic_model_info{alias="production",model="titanic-logreg",version="1"} 1.0',
-                 'status="400"', "titanic_prediction_log_records_written_total"):  # fmt: skip
+    for name in (
+        "titanic_request_duration_seconds_bucket",
+        "titanic_inference_duration_seconds",
+        'titanic_model_info{alias="production",model="titanic-logreg",version="1"} 1.0',
+        'status="400"',
+        "titanic_prediction_log_records_written_total",
+    ):
         assert name in text
 
 

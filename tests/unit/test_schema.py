@@ -5,8 +5,15 @@ import pytest
 
 from titanic_mlops import schema
 
-VALID = {"pclass": 3, "sex": "male", "age": 22.0, "sibsp": 1, "parch": 0, "fare": 7.25,
-         "embarked": "S"}  # fmt: skip
+VALID = {
+    "pclass": 3,
+    "sex": "male",
+    "age": 22.0,
+    "sibsp": 1,
+    "parch": 0,
+    "fare": 7.25,
+    "embarked": "S",
+}
 
 
 def test_encoded_columns_follow_the_schema():
@@ -49,8 +56,15 @@ def test_required_fields_and_unknown_fields():
 
 def test_optional_fields_may_be_missing_and_values_are_normalised():
     record = schema.check_record({"pclass": 2.0, "sex": "female", "sibsp": 2.0, "age": None})
-    assert record == {"pclass": 2, "sex": "female", "age": None, "sibsp": 2, "parch": None,
-                      "fare": None, "embarked": None}  # fmt: skip
+    assert record == {
+        "pclass": 2,
+        "sex": "female",
+        "age": None,
+        "sibsp": 2,
+        "parch": None,
+        "fare": None,
+        "embarked": None,
+    }
 
 
 def test_fit_learns_from_the_given_records_only():

@@ -32,8 +32,16 @@ def test_another_seed_gives_other_weights(data_dirs):
     from titanic_mlops import data
 
     x, y = data.titanic_dataset("train", data_dirs["processed"]).tensors
-    hp = OmegaConf.create({"optimizer": "adam", "lr": 0.05, "momentum": 0.9,
-                           "weight_decay": 0.0, "epochs": 3, "batch_size": 64})  # fmt: skip
+    hp = OmegaConf.create(
+        {
+            "optimizer": "adam",
+            "lr": 0.05,
+            "momentum": 0.9,
+            "weight_decay": 0.0,
+            "epochs": 3,
+            "batch_size": 64,
+        }
+    )
     a, _ = train.fit_model(x, y, hp, seed=1)
     b, _ = train.fit_model(x, y, hp, seed=2)
     c, _ = train.fit_model(x, y, hp, seed=1)

@@ -101,7 +101,7 @@ def build(max_instances: int) -> dict[str, Any]:
                             "description": "HTML",
                             "content": {"text/html": {"schema": {"type": "string"}}},
                         }
-                    },  # fmt: skip
+                    },
                 },
             },
             "/health": {
@@ -128,7 +128,7 @@ def build(max_instances: int) -> dict[str, Any]:
                             "description": "This document",
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         }
-                    },  # fmt: skip
+                    },
                 }
             },
         },

@@ -38,8 +38,12 @@ log = logging.getLogger(__name__)
 
 # Not /static: Flask (inside functions-framework) reserves that path for its own folder.
 ASSETS = resources.files("titanic_mlops.api") / "assets"
-ASSET_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}  # fmt: skip
+ASSET_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
 
 class ApiError(Exception):
@@ -48,8 +52,12 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, field: str = "", rule: str = ""):
         super().__init__(message)
         self.status, self.code, self.message, self.field, self.rule = (
-            status, code, message, field, rule,
-        )  # fmt: skip
+            status,
+            code,
+            message,
+            field,
+            rule,
+        )
 
     def body(self) -> dict[str, Any]:
         error = {"code": self.code, "message": self.message}
@@ -87,10 +95,12 @@ def instances_of(payload: Any, max_instances: int) -> tuple[list[Any], bool]:
             raise invalid("instances", "must contain at least 1 instance")
         if len(items) > max_instances:
             raise ApiError(
-                413, "too_many_instances",
+                413,
+                "too_many_instances",
                 f"instances: at most {max_instances} per request, got {len(items)}",
-                "instances", f"must contain at most {max_instances} instances",
-            )  # fmt: skip
+                "instances",
+                f"must contain at most {max_instances} instances",
+            )
         return items, True
     if isinstance(payload, dict | list):
         return [payload], False
@@ -102,8 +112,11 @@ def to_record(item: Any, index: int | None) -> dict[str, Any]:
     where = f"instances[{index}]" if index is not None else "body"
     if isinstance(item, list):
         if len(item) != len(schema.FEATURES):
-            raise invalid(where, f"a positional instance must have {len(schema.FEATURES)} "
-                                 f"values: [{', '.join(schema.FEATURES)}]")  # fmt: skip
+            raise invalid(
+                where,
+                f"a positional instance must have {len(schema.FEATURES)} "
+                f"values: [{', '.join(schema.FEATURES)}]",
+            )
         item = dict(zip(schema.FEATURES, item, strict=True))
     elif not isinstance(item, dict):
         raise invalid(where, "must be an object with the passenger's features")
@@ -171,10 +184,15 @@ class PredictionService:
             metrics.MODEL_LOAD_FAILURES.inc()
             log.error("no model loadable from %s: %s", self.storage.uri, self._model_error)
             return
-        metrics.MODEL_INFO.labels(self.settings.model_name, str(version),
-                                  self.settings.model_alias).set(1)  # fmt: skip
-        log.info("serving %s version %d (%s)", self.settings.model_name, version,
-                 self.settings.model_alias)  # fmt: skip
+        metrics.MODEL_INFO.labels(
+            self.settings.model_name, str(version), self.settings.model_alias
+        ).set(1)
+        log.info(
+            "serving %s version %d (%s)",
+            self.settings.model_name,
+            version,
+            self.settings.model_alias,
+        )
 
     # --- prediction log (one per process: gunicorn forks workers after import) ----------
     def prediction_log(self) -> PredictionLog:
@@ -184,9 +202,10 @@ class PredictionService:
             with self._logs_lock:
                 found = self._logs.setdefault(
                     pid,
-                    PredictionLog(self.storage, self.settings.prediction_log,
-                                  f"{self.instance}-{pid}"),
-                )  # fmt: skip
+                    PredictionLog(
+                        self.storage, self.settings.prediction_log, f"{self.instance}-{pid}"
+                    ),
+                )
         return found
 
     def close(self) -> None:
@@ -209,9 +228,12 @@ class PredictionService:
         except Exception:  # a bug, not the client's fault: logged with its traceback
             log.exception("unhandled error in %s %s", request.method, path)
             response = json_response(
-                {"error": {"code": "internal", "message": "internal error"},
-                 "request_id": request_id}, 500,
-            )  # fmt: skip
+                {
+                    "error": {"code": "internal", "message": "internal error"},
+                    "request_id": request_id,
+                },
+                500,
+            )
         response.headers["X-Request-ID"] = request_id
         metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
         metrics.REQUEST_LATENCY.labels(route).observe(time.perf_counter() - start)
@@ -228,20 +250,31 @@ class PredictionService:
         handler = methods.get(request.method)
         if handler is None:
             allowed = ", ".join(sorted(methods))
-            error = ApiError(405, "method_not_allowed", f"{request.method} not allowed on {path}; "
-                                                        f"use {allowed}")  # fmt: skip
+            error = ApiError(
+                405, "method_not_allowed", f"{request.method} not allowed on {path}; use {allowed}"
+            )
             raise error
         return handler(request, request_id)
 
     def _body(self, request: Request) -> bytes:
         limit = self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
-            raise ApiError(413, "body_too_large", f"body: at most {limit} bytes",
-                           "body", f"must be at most {limit} bytes")  # fmt: skip
+            raise ApiError(
+                413,
+                "body_too_large",
+                f"body: at most {limit} bytes",
+                "body",
+                f"must be at most {limit} bytes",
+            )
         data = request.stream.read(limit + 1)
         if len(data) > limit:
-            raise ApiError(413, "body_too_large", f"body: at most {limit} bytes",
-                           "body", f"must be at most {limit} bytes")  # fmt: skip
+            raise ApiError(
+                413,
+                "body_too_large",
+                f"body: at most {limit} bytes",
+                "body",
+                f"must be at most {limit} bytes",
+            )
         return data
 
     def predict(self, request: Request, request_id: str) -> Response:
@@ -263,13 +296,21 @@ class PredictionService:
         if self.settings.prediction_log.enabled:
             now = datetime.now(UTC).isoformat(timespec="microseconds")
             latency_ms = round((time.perf_counter() - start) * 1000, 3)
-            self.prediction_log().append([
-                {"request_id": request_id, "index": i, "timestamp": now,
-                 "model_version": model.version, "features": items_raw,
-                 "prediction": p["survived"], "probability": p["probability"],
-                 "latency_ms": latency_ms}
-                for i, (items_raw, p) in enumerate(zip(records, predictions, strict=True))
-            ])  # fmt: skip
+            self.prediction_log().append(
+                [
+                    {
+                        "request_id": request_id,
+                        "index": i,
+                        "timestamp": now,
+                        "model_version": model.version,
+                        "features": items_raw,
+                        "prediction": p["survived"],
+                        "probability": p["probability"],
+                        "latency_ms": latency_ms,
+                    }
+                    for i, (items_raw, p) in enumerate(zip(records, predictions, strict=True))
+                ]
+            )
         return json_response(
             {"predictions": predictions, "model_version": model.version, "request_id": request_id}
         )

@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent
 PY = sys.executable
 DEFAULT_STORAGE = os.environ.get("STORAGE_URI", str(ROOT / "artifacts"))
 MODEL_NAME = os.environ.get("MODEL_NAME", "titanic-logreg")
+BIN = Path(sys.executable).parent
+API_SOURCE = ROOT / "src" / "titanic_mlops" / "api" / "main.py"
+EXAMPLE = '{"pclass": 1, "sex": "female", "age": 29, "fare": 80, "embarked": "C"}'
 
 os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
@@ -84,6 +87,108 @@ def versions(c: Context, storage: str = DEFAULT_STORAGE) -> None:
     print(versions_table(Registry(open_storage(storage), MODEL_NAME).list_versions()))
 
 
+def _serve_env(storage: str) -> dict[str, str]:
+    return {"STORAGE_URI": storage, "PYTHONUNBUFFERED": "1"}
+
+
+def _serve_cmd(port: int) -> str:
+    return (
+        f"{BIN}/functions-framework --target logreg_classifier --source {API_SOURCE} "
+        f"--host 127.0.0.1 --port {port}"
+    )
+
+
+def _serve(c: Context, storage: str, port: int, banner: bool = False) -> None:
+    url = f"http://127.0.0.1:{port}"
+    if banner:
+        print(
+            f"\nServing the production model at {url}/  (web page; Ctrl-C stops)\n"
+            f"  curl -s -X POST {url}/ -H 'Content-Type: application/json' \\\n"
+            f"       -d '{EXAMPLE}'\n"
+            f"  curl -s {url}/health    curl -s {url}/metrics    curl -s {url}/openapi.json\n"
+        )
+    c.run(_serve_cmd(port), env=_serve_env(storage), pty=False)
+
+
+@task(help={"storage": "registry storage URI", "port": "port on 127.0.0.1"})
+def serve(c: Context, storage: str = DEFAULT_STORAGE, port: int = 8080) -> None:
+    """Serve the production model with functions-framework on 127.0.0.1 (Ctrl-C stops)."""
+    _serve(c, storage, port, banner=True)
+
+
+@task(
+    help={
+        "url": "service URL",
+        "json": "request body (default: one example passenger)",
+    }
+)
+def predict(c: Context, url: str = "http://127.0.0.1:8080/", json: str = EXAMPLE) -> None:
+    """POST a prediction request and print the answer."""
+    import json as jsonlib
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=json.encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            print(response.status, jsonlib.dumps(jsonlib.loads(response.read()), indent=2))
+    except urllib.error.HTTPError as err:
+        print(err.code, err.read().decode())
+        raise SystemExit(1) from None
+
+
+@task(
+    help={
+        "host": "service URL (default: start one on embedded defaults for the run)",
+        "users": "concurrent simulated users",
+        "spawn_rate": "users started per second",
+        "run_time": "duration, e.g. 30s or 2m",
+        "csv": "CSV output prefix",
+    }
+)
+def load_test(
+    c: Context,
+    host: str = "",
+    users: int = 20,
+    spawn_rate: int = 10,
+    run_time: str = "30s",
+    csv: str = "reports/locust/run",
+    storage: str = DEFAULT_STORAGE,
+) -> None:
+    """Headless locust run (single, batch and health requests) with CSV output."""
+    import subprocess
+    import urllib.request
+
+    Path(csv).parent.mkdir(parents=True, exist_ok=True)
+    server = None
+    if not host:
+        port = 8089
+        host = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            _serve_cmd(port).split(), env={**os.environ, **_serve_env(storage)}
+        )
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{host}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+    try:
+        c.run(
+            f"{BIN}/locust -f {ROOT}/tests/performancetests/locustfile.py --headless "
+            f"-u {users} -r {spawn_rate} -t {run_time} --host {host} --csv {csv} "
+            "--only-summary",
+            pty=False,
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"CSV written to {csv}_stats.csv, {csv}_failures.csv, {csv}_stats_history.csv")
+
+
 @task
 def profile(c: Context) -> None:
     """cProfile + torch.profiler over a training run; prints epoch time."""
@@ -108,10 +213,18 @@ def lint(c: Context) -> None:
     help={
         "storage": "registry storage URI (folder or gs://bucket/prefix)",
         "overrides": "extra Hydra overrides for training",
+        "serve": "serve the production model afterwards (--no-serve returns instead)",
+        "port": "port for the service",
     }
 )
-def quickstart(c: Context, storage: str = DEFAULT_STORAGE, overrides: str = "") -> None:
-    """The main job on embedded defaults: preprocess, train, register, promote, summarise."""
+def quickstart(
+    c: Context,
+    storage: str = DEFAULT_STORAGE,
+    overrides: str = "",
+    serve: bool = True,
+    port: int = 8080,
+) -> None:
+    """The main job on embedded defaults: preprocess, train, register, promote, serve."""
     import logging
 
     from hydra import compose, initialize_config_dir
@@ -138,3 +251,5 @@ def quickstart(c: Context, storage: str = DEFAULT_STORAGE, overrides: str = "") 
     print()
     print(summary_table(result.version, result.metrics, result.bundle_uri, previous))
     print(f"preprocess + train + evaluate + register: {elapsed:.1f} s")
+    if serve:
+        _serve(c, storage, port, banner=True)

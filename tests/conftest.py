@@ -190,3 +190,94 @@ def make_client(monkeypatch: pytest.MonkeyPatch, served_storage: Path, tmp_path:
         return app.test_client(), module.service
 
     return _make
+
+
+class ServerProcess:
+    """A real `functions-framework` server process on loopback."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        target: str = "logreg_classifier",
+        source: Path = API_SOURCE,
+        executable: str | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        exe = executable or str(Path(sys.executable).parent / "functions-framework")
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--target",
+                target,
+                "--source",
+                str(source),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env={**os.environ, "LOG_LEVEL": "WARNING", **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_http(f"{self.url}/health", timeout=30)
+        except OSError:
+            self.stop()
+            raise RuntimeError(f"server did not start:\n{self.output}") from None
+
+    output = ""
+
+    def stop(self, sig: int = 15, timeout: float = 30) -> int:
+        """Send ``sig`` (default SIGTERM: graceful) and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.output, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, 9)  # the master and every worker holding the pipe
+            self.output, _ = self.proc.communicate()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers for a test; every one still running is stopped afterwards."""
+    started: list[ServerProcess] = []
+
+    def _start(env: dict[str, str], **kwargs) -> ServerProcess:
+        server = ServerProcess(env, **kwargs)
+        started.append(server)
+        return server
+
+    yield _start
+    for server in started:
+        server.stop()
+
+
+def register_production(uri: str, files: dict[str, bytes]) -> int:
+    """Register ``files`` under ``uri`` and point ``production`` at them."""
+    from titanic_mlops.registry import Registry
+    from titanic_mlops.storage import open_storage
+
+    registry = Registry(open_storage(uri), "titanic-logreg")
+    version = registry.register(files)
+    registry.set_alias("production", version)
+    return version
+
+
+def load_torch_model(files: dict[str, bytes]):
+    """The bundle's state dict loaded into a fresh LogisticRegressionModel (weights only)."""
+    import io
+
+    import torch
+
+    from titanic_mlops import bundle
+    from titanic_mlops.model import LogisticRegressionModel
+
+    state = torch.load(io.BytesIO(files[bundle.MODEL_STATE]), weights_only=True)
+    model = LogisticRegressionModel(state["linear.weight"].shape[1])
+    model.load_state_dict(state)
+    return model

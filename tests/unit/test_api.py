@@ -60,7 +60,7 @@ def test_single_object_and_legacy_positional_list_agree(client):
 
 def test_missing_optional_fields_are_imputed_like_training(client, make_client):
     _, service = make_client()
-    impute = service.model().predictor.preprocessing.impute
+    impute = service.model().predictor().preprocessing.impute
     sparse = client.post("/", json={"pclass": 2, "sex": "female"}).get_json()["predictions"]
     explicit = client.post("/", json={"pclass": 2, "sex": "female", **impute}).get_json()
     assert sparse == explicit["predictions"]
@@ -241,3 +241,18 @@ def test_logging_can_be_switched_off(make_client):
     client, service = make_client(PREDICTION_LOG_ENABLED="false")
     assert client.post("/", json=JACK).status_code == 200
     assert service.storage.list("predictions/") == []
+
+
+def test_a_bundle_onnxruntime_cannot_run_is_a_503(make_client, tmp_path, trained):
+    from titanic_mlops import bundle
+    from titanic_mlops.registry import Registry
+    from titanic_mlops.storage import open_storage
+
+    storage = tmp_path / "broken"
+    registry = Registry(open_storage(storage), "titanic-logreg")
+    files = dict(trained.files, **{bundle.MODEL_ONNX: b"not an onnx graph"})
+    registry.set_alias("production", registry.register(files))  # hashes match: it verifies
+    client, _ = make_client(STORAGE_URI=str(storage))
+    r = client.post("/", json=JACK)
+    assert r.status_code == 503
+    assert error_of(r)["message"].startswith("model cannot run")

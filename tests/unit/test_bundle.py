@@ -1,10 +1,9 @@
-import io
 import json
 
 import numpy as np
 import pytest
-import torch
 
+from tests.conftest import load_torch_model
 from titanic_mlops import bundle, data
 from titanic_mlops.predictor import Predictor
 
@@ -16,13 +15,8 @@ def sealed(trained):
 
 
 def test_onnx_matches_torch_over_the_whole_test_split(trained, sealed, data_dirs):
-    from titanic_mlops.model import LogisticRegressionModel
-
     x, _ = data.titanic_dataset("test", data_dirs["processed"]).tensors
-    model = LogisticRegressionModel(x.shape[1])
-    state = torch.load(io.BytesIO(trained.files[bundle.MODEL_STATE]), weights_only=True)
-    model.load_state_dict(state)
-    p_torch = model.predict_proba(x).numpy()
+    p_torch = load_torch_model(trained.files).predict_proba(x).numpy()
     p_onnx = Predictor(sealed).predict_encoded(x.numpy())
     assert p_onnx.shape == p_torch.shape == (179,)
     assert np.max(np.abs(p_onnx - p_torch)) <= 1e-5

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -27,12 +27,13 @@ from flask import Request, Response
 
 from titanic_mlops import schema
 from titanic_mlops.api import openapi
+from titanic_mlops.bundle import Bundle
 from titanic_mlops.monitoring import metrics
 from titanic_mlops.prediction_log import PredictionLog
 from titanic_mlops.predictor import Predictor
 from titanic_mlops.registry import Registry
 from titanic_mlops.settings import ServeSettings
-from titanic_mlops.storage import open_storage
+from titanic_mlops.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,23 @@ ASSET_TYPES = {
 }
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class ApiError(Exception):
     """A client error: HTTP status, machine code, and (for input errors) field and rule."""
 
-    def __init__(self, status: int, code: str, message: str, field: str = "", rule: str = ""):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        rule: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
+        self.headers = headers or {}
         self.status, self.code, self.message, self.field, self.rule = (
             status,
             code,
@@ -61,7 +74,7 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         error = {"code": self.code, "message": self.message}
-        if self.field:
+        if self.field is not None:
             error.update(field=self.field, rule=self.rule)
         return {"error": error}
 
@@ -133,8 +146,26 @@ def json_response(body: dict[str, Any], status: int = 200) -> Response:
 
 @dataclass
 class _Model:
-    predictor: Predictor
+    """A verified bundle and, per process, the onnxruntime session running it.
+
+    onnxruntime is never initialised before a fork: gunicorn imports the target in the
+    master and forks workers, and a child that inherits onnxruntime's environment aborts
+    at exit (it joins threads that only exist in the parent). So the master verifies the
+    bundle's hashes, and each process creates its session on first use.
+    """
+
+    bundle: Bundle
     version: int
+    _sessions: dict[int, Predictor] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def predictor(self) -> Predictor:
+        pid = os.getpid()
+        found = self._sessions.get(pid)
+        if found is None:
+            with self._lock:
+                found = self._sessions.setdefault(pid, Predictor(self.bundle))
+        return found
 
 
 class PredictionService:
@@ -142,8 +173,7 @@ class PredictionService:
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
-        self.storage = open_storage(settings.storage_uri)
-        self.registry = Registry(self.storage, settings.model_name)
+        self._storage: tuple[int, Storage] | None = None
         self.started = time.monotonic()
         self.instance = f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
         self._model: _Model | None = None
@@ -163,6 +193,23 @@ class PredictionService:
         atexit.register(self.close)
         self.model()  # load at start-up so the first request does not pay for it
 
+    @property
+    def storage(self) -> Storage:
+        """This process's storage client.
+
+        gunicorn imports the target in the master and forks workers: a client created
+        before the fork would share its pooled HTTP connections between processes, and
+        their requests would interleave on one socket. Each process opens its own.
+        """
+        pid = os.getpid()
+        if self._storage is None or self._storage[0] != pid:
+            self._storage = (pid, open_storage(self.settings.storage_uri))
+        return self._storage[1]
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.storage, self.settings.model_name)
+
     # --- model -----------------------------------------------------------------------
     def model(self) -> _Model | None:
         """The loaded model, retrying (rate-limited) while none could be loaded."""
@@ -176,8 +223,7 @@ class PredictionService:
     def _load(self) -> None:
         try:
             version = self.registry.resolve(self.settings.model_alias)
-            bundle = self.registry.load(version)
-            self._model = _Model(Predictor(bundle), version)
+            self._model = _Model(self.registry.load(version), version)
         except Exception as exc:  # any failure means "no model": 503 and retry later
             self._model_error = f"{type(exc).__name__}: {exc}"
             self._next_attempt = time.monotonic() + self.settings.model_retry_seconds
@@ -225,6 +271,7 @@ class PredictionService:
             response = self._dispatch(request, path, request_id)
         except ApiError as exc:
             response = json_response({**exc.body(), "request_id": request_id}, exc.status)
+            response.headers.update(exc.headers)
         except Exception:  # a bug, not the client's fault: logged with its traceback
             log.exception("unhandled error in %s %s", request.method, path)
             response = json_response(
@@ -235,14 +282,21 @@ class PredictionService:
                 500,
             )
         response.headers["X-Request-ID"] = request_id
-        metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        # Labels stay bounded whatever clients send: known routes and methods only.
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        metrics.REQUESTS.labels(route, method, str(response.status_code)).inc()
         metrics.REQUEST_LATENCY.labels(route).observe(time.perf_counter() - start)
         return response
 
     def _dispatch(self, request: Request, path: str, request_id: str) -> Response:
         if path in self.assets:
             if request.method != "GET":
-                raise ApiError(405, "method_not_allowed", f"{request.method} not allowed on {path}")
+                raise ApiError(
+                    405,
+                    "method_not_allowed",
+                    f"{request.method} not allowed on {path}",
+                    headers={"Allow": "GET"},
+                )
             return self._file(self.assets[path])
         methods = self.routes.get(path)
         if methods is None:
@@ -250,10 +304,12 @@ class PredictionService:
         handler = methods.get(request.method)
         if handler is None:
             allowed = ", ".join(sorted(methods))
-            error = ApiError(
-                405, "method_not_allowed", f"{request.method} not allowed on {path}; use {allowed}"
+            raise ApiError(
+                405,
+                "method_not_allowed",
+                f"{request.method} not allowed on {path}; use {allowed}",
+                headers={"Allow": allowed},
             )
-            raise error
         return handler(request, request_id)
 
     def _body(self, request: Request) -> bytes:
@@ -284,8 +340,13 @@ class PredictionService:
             raise ApiError(503, "model_unavailable", f"no model loaded: {self._model_error}")
         items, batch = instances_of(parse_json(self._body(request)), self.settings.max_instances)
         records = [to_record(item, i if batch else None) for i, item in enumerate(items)]
+        try:
+            predictor = model.predictor()
+        except Exception as exc:  # a verified bundle whose graph onnxruntime rejects
+            log.exception("model version %s cannot run", model.version)
+            raise ApiError(503, "model_unavailable", f"model cannot run: {exc}") from None
         t0 = time.perf_counter()
-        probabilities = model.predictor.predict_proba(records).tolist()
+        probabilities = predictor.predict_proba(records).tolist()
         metrics.INFERENCE_LATENCY.observe(time.perf_counter() - t0)
         predictions = [
             {"survived": int(p >= schema.DECISION_THRESHOLD), "probability": p}

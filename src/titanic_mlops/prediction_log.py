@@ -40,9 +40,12 @@ def object_key(at: datetime, instance: str, seq: int) -> str:
     )
 
 
-def encode_records(records: list[dict[str, Any]]) -> bytes:
-    """JSON Lines, one compact record per line."""
-    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # reused: json.dumps(...) builds one per call
+
+
+def encode_record(record: dict[str, Any]) -> str:
+    """One compact JSON Lines line."""
+    return _ENCODER.encode(record) + "\n"
 
 
 @dataclass
@@ -66,7 +69,9 @@ class PredictionLog:
         self.settings = settings
         self.instance = instance
         self._clock = clock
-        self._buffer: deque[dict[str, Any]] = deque()
+        # Records are serialised as they arrive, in the request threads: a flusher that
+        # encoded hundreds at once would hold the GIL for milliseconds and stall requests.
+        self._buffer: deque[str] = deque()
         self._pending: deque[_Batch] = deque()  # cut into objects, not yet written
         self._oldest: float | None = None  # monotonic time of the oldest buffered record
         self._seq = 0
@@ -79,23 +84,30 @@ class PredictionLog:
     # --- producer side ---------------------------------------------------------------
     def append(self, records: list[dict[str, Any]]) -> None:
         """Buffer records (never blocks on storage)."""
+        lines = [encode_record(r) for r in records]
         with self._lock:
             if self._oldest is None:
                 self._oldest = time.monotonic()
-            self._buffer.extend(records)
-            self._enforce_bound()
+            self._buffer.extend(lines)
+            if len(self._buffer) + self._pending_records > self.settings.max_buffer_records:
+                self._enforce_bound()
             if len(self._buffer) >= self.settings.flush_records:
                 self._wake.set()
-        self._ensure_thread()
+        if self._thread is None:
+            self._ensure_thread()
+
+    @property
+    def _pending_records(self) -> int:
+        return sum(b.count for b in self._pending)  # a handful of batches at most
 
     def buffered(self) -> int:
         """Records held in memory (buffered or cut into pending objects)."""
         with self._lock:
-            return len(self._buffer) + sum(b.count for b in self._pending)
+            return len(self._buffer) + self._pending_records
 
     def _enforce_bound(self) -> None:
-        excess = len(self._buffer) + sum(b.count for b in self._pending)
-        excess -= self.settings.max_buffer_records
+        # Caller holds self._lock.
+        excess = len(self._buffer) + self._pending_records - self.settings.max_buffer_records
         dropped = 0
         # Oldest first: whole pending objects (their name may already be taken), then records.
         while excess > 0 and self._pending:
@@ -109,19 +121,20 @@ class PredictionLog:
         if dropped:
             metrics.LOG_RECORDS_DROPPED.inc(dropped)
             log.error("prediction log buffer full: dropped %d records (counted)", dropped)
-        metrics.LOG_BUFFERED.set(len(self._buffer) + sum(b.count for b in self._pending))
+        metrics.LOG_BUFFERED.set(len(self._buffer) + self._pending_records)
 
     # --- writer side -----------------------------------------------------------------
     def _cut(self) -> None:
         # Caller holds self._lock.
         if not self._buffer:
             return
-        records = list(self._buffer)
+        payload = "".join(self._buffer).encode()
+        count = len(self._buffer)
         self._buffer.clear()
         self._oldest = None
         self._seq += 1
         key = object_key(self._clock(), self.instance, self._seq)
-        self._pending.append(_Batch(key, encode_records(records), len(records)))
+        self._pending.append(_Batch(key, payload, count))
 
     def flush(self) -> bool:
         """Write everything buffered now; return False if a write failed (records kept)."""
@@ -159,6 +172,7 @@ class PredictionLog:
         while not self._closed.is_set():
             self._wake.wait(timeout=min(self.settings.flush_seconds, 1.0))
             self._wake.clear()
+            metrics.LOG_BUFFERED.set(self.buffered())
             if self._closed.is_set():
                 break
             if self._due() and not self.flush():

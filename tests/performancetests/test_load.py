@@ -37,7 +37,8 @@ def test_invoke_load_test_writes_csv_without_failures(tmp_path, served_storage):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    rows = {row["Name"]: row for row in csv.DictReader(open(f"{prefix}_stats.csv"))}
+    with open(f"{prefix}_stats.csv") as fh:
+        rows = {row["Name"]: row for row in csv.DictReader(fh)}
     assert set(rows) >= {"predict single", "predict batch of 32", "health", "Aggregated"}
     assert int(rows["Aggregated"]["Request Count"]) > 50
     assert int(rows["Aggregated"]["Failure Count"]) == 0

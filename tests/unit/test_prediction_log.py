@@ -40,13 +40,13 @@ class FlakyStorage(LocalStorage):
 
 
 def settings(**overrides):
-    base = dict(
-        enabled=True,
-        flush_records=1000,
-        flush_seconds=60.0,
-        max_buffer_records=10_000,
-        retry_seconds=0.01,
-    )
+    base = {
+        "enabled": True,
+        "flush_records": 1000,
+        "flush_seconds": 60.0,
+        "max_buffer_records": 10_000,
+        "retry_seconds": 0.01,
+    }
     return PredictionLogSettings(**{**base, **overrides})
 
 

@@ -8,6 +8,7 @@ and the model resolved from the registry and hash-verified.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -23,6 +24,9 @@ logging.basicConfig(
 )
 
 service = PredictionService(load_settings())
+# Start-up objects (modules, the bundle, the app) never die: keep the collector from
+# rescanning them on every full collection under load.
+gc.freeze()
 
 
 @functions_framework.http

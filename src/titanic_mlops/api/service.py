@@ -10,9 +10,11 @@ nor evidently.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -47,6 +49,7 @@ ASSET_TYPES = {
 }
 
 
+PREDICTED = {label: metrics.PREDICTIONS.labels(str(label)) for label in (0, 1)}
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -138,6 +141,24 @@ def to_record(item: Any, index: int | None) -> dict[str, Any]:
     except schema.SchemaError as exc:
         field = f"instances[{index}].{exc.field}" if index is not None else exc.field
         raise invalid(field, exc.rule) from None
+
+
+@functools.lru_cache(maxsize=256)
+def request_metrics(route: str, method: str, status: int) -> _RequestMetrics:
+    """The labelled metric children of one (route, method, status): looked up once."""
+    return _RequestMetrics(
+        metrics.REQUESTS.labels(route, method, str(status)), metrics.REQUEST_LATENCY.labels(route)
+    )
+
+
+@dataclass(frozen=True)
+class _RequestMetrics:
+    count: Any
+    latency: Any
+
+    def observe(self, seconds: float) -> None:
+        self.count.inc()
+        self.latency.observe(seconds)
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> Response:
@@ -264,7 +285,9 @@ class PredictionService:
     def handle(self, request: Request) -> Response:
         """Route, answer, and count one request."""
         start = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        # 128 random bits without a getrandom() syscall per request (uuid4 costs ~9 µs);
+        # the random module reseeds itself in forked workers.
+        request_id = f"{random.getrandbits(128):032x}"
         path = request.path.rstrip("/") or "/"
         route = path if path in self.routes else ("/assets" if path in self.assets else "other")
         try:
@@ -284,8 +307,7 @@ class PredictionService:
         response.headers["X-Request-ID"] = request_id
         # Labels stay bounded whatever clients send: known routes and methods only.
         method = request.method if request.method in KNOWN_METHODS else "other"
-        metrics.REQUESTS.labels(route, method, str(response.status_code)).inc()
-        metrics.REQUEST_LATENCY.labels(route).observe(time.perf_counter() - start)
+        request_metrics(route, method, response.status_code).observe(time.perf_counter() - start)
         return response
 
     def _dispatch(self, request: Request, path: str, request_id: str) -> Response:
@@ -353,7 +375,7 @@ class PredictionService:
             for p in probabilities
         ]
         for p in predictions:
-            metrics.PREDICTIONS.labels(str(p["survived"])).inc()
+            PREDICTED[p["survived"]].inc()
         if self.settings.prediction_log.enabled:
             now = datetime.now(UTC).isoformat(timespec="microseconds")
             latency_ms = round((time.perf_counter() - start) * 1000, 3)

@@ -54,10 +54,10 @@ def test_fill_submit_and_read_a_probability(page, tmp_path):
     page.select_option("#pclass", "3")
     page.select_option("#sex", "male")
     page.fill("#fare", "7")
+    before = page.text_content("#probability")  # read before submitting: no race
     page.click("#submit")
     page.wait_for_function(
-        "prev => document.querySelector('#probability').textContent !== prev",
-        arg=page.text_content("#probability"),
+        "prev => document.querySelector('#probability').textContent !== prev", arg=before
     )
     assert float(page.text_content("#probability").replace("%", "")) < probability
 

@@ -66,6 +66,7 @@ def test_invoke_quickstart_promote_versions_evaluate(tmp_path, data_dirs):
         "-m",
         "invoke",
         "quickstart",
+        "--no-serve",
         "--storage",
         storage,
         "--overrides",

@@ -56,7 +56,10 @@ def test_image_installs_only_the_serve_group():
 def test_serving_venv_is_small_and_torch_free(serving_venv):
     python = serving_venv / "bin" / "python"
     for module in HEAVY:
-        proc = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True)
+        # -I: ignore PYTHONPATH and user site (coverage and pytest set up the parent's)
+        proc = subprocess.run(
+            [python, "-I", "-c", f"import {module}"], capture_output=True, text=True
+        )
         assert proc.returncode != 0, f"{module} is importable in the serving venv"
         assert "ModuleNotFoundError" in proc.stderr
     where = subprocess.run(

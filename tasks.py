@@ -199,7 +199,7 @@ def profile(c: Context) -> None:
 def test(c: Context, args: str = "", cov: bool = True) -> None:
     """Run the whole test suite with coverage."""
     cov_args = "--cov=titanic_mlops --cov-report=term-missing:skip-covered" if cov else ""
-    c.run(f"{PY} -m pytest {cov_args} {args}", pty=False)
+    c.run(f"{PY} -m pytest --durations=8 {cov_args} {args}", pty=False)
 
 
 @task

@@ -20,10 +20,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from flask import Request, Response
 
@@ -165,6 +165,36 @@ def json_response(body: dict[str, Any], status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
+T = TypeVar("T")
+
+
+class PerProcess(Generic[T]):
+    """A value created lazily, once per process.
+
+    gunicorn imports the target in the master and forks workers: clients holding sockets,
+    threads or native runtimes must be created in the process that uses them.
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._values: dict[int, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        pid = os.getpid()
+        value = self._values.get(pid)
+        if value is None:
+            with self._lock:
+                value = self._values.get(pid)
+                if value is None:
+                    value = self._values[pid] = self._factory()
+        return value
+
+    def current(self) -> T | None:
+        """This process's value if it was created, without creating it."""
+        return self._values.get(os.getpid())
+
+
 @dataclass
 class _Model:
     """A verified bundle and, per process, the onnxruntime session running it.
@@ -177,16 +207,12 @@ class _Model:
 
     bundle: Bundle
     version: int
-    _sessions: dict[int, Predictor] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._sessions = PerProcess(lambda: Predictor(self.bundle))
 
     def predictor(self) -> Predictor:
-        pid = os.getpid()
-        found = self._sessions.get(pid)
-        if found is None:
-            with self._lock:
-                found = self._sessions.setdefault(pid, Predictor(self.bundle))
-        return found
+        return self._sessions.get()
 
 
 class PredictionService:
@@ -194,15 +220,20 @@ class PredictionService:
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
-        self._storage: tuple[int, Storage] | None = None
+        # Per process: a storage client created before the fork would share its pooled
+        # HTTP connections between workers, and their requests would interleave.
+        self._storage = PerProcess(lambda: open_storage(settings.storage_uri))
+        self._log = PerProcess(
+            lambda: PredictionLog(
+                self.storage, settings.prediction_log, f"{self.instance}-{os.getpid()}"
+            )
+        )
         self.started = time.monotonic()
         self.instance = f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
         self._model: _Model | None = None
         self._model_error = "not loaded yet"
         self._next_attempt = 0.0
         self._load_lock = threading.Lock()
-        self._logs: dict[int, PredictionLog] = {}
-        self._logs_lock = threading.Lock()
         self._spec = json.dumps(openapi.build(settings.max_instances))
         self.routes: dict[str, dict[str, Callable[[Request, str], Response]]] = {
             "/": {"GET": self.page, "POST": self.predict},
@@ -216,16 +247,8 @@ class PredictionService:
 
     @property
     def storage(self) -> Storage:
-        """This process's storage client.
-
-        gunicorn imports the target in the master and forks workers: a client created
-        before the fork would share its pooled HTTP connections between processes, and
-        their requests would interleave on one socket. Each process opens its own.
-        """
-        pid = os.getpid()
-        if self._storage is None or self._storage[0] != pid:
-            self._storage = (pid, open_storage(self.settings.storage_uri))
-        return self._storage[1]
+        """This process's storage client."""
+        return self._storage.get()
 
     @property
     def registry(self) -> Registry:
@@ -261,23 +284,13 @@ class PredictionService:
             self.settings.model_alias,
         )
 
-    # --- prediction log (one per process: gunicorn forks workers after import) ----------
     def prediction_log(self) -> PredictionLog:
-        pid = os.getpid()
-        found = self._logs.get(pid)
-        if found is None:
-            with self._logs_lock:
-                found = self._logs.setdefault(
-                    pid,
-                    PredictionLog(
-                        self.storage, self.settings.prediction_log, f"{self.instance}-{pid}"
-                    ),
-                )
-        return found
+        """This process's prediction log."""
+        return self._log.get()
 
     def close(self) -> None:
         """Flush this process's prediction log (atexit: gunicorn workers exit via sys.exit)."""
-        found = self._logs.get(os.getpid())
+        found = self._log.current()
         if found is not None:
             found.close()
 

@@ -108,6 +108,15 @@ class Server:
             return self.proc.wait()
 
 
+def run_threads(target: Callable[[], None], n: int) -> None:
+    """Run ``n`` threads of ``target`` to completion."""
+    threads = [threading.Thread(target=target) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 # --- load generation -------------------------------------------------------------------
 def wrk(url: str, body: dict, duration: int, connections: int, threads: int) -> dict:
     """Run wrk with a POST body; return req/s, p50 and p99 in ms."""
@@ -169,11 +178,7 @@ def python_load(server: Server, body: dict, duration: float, clients: int) -> di
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(client, clients)
     q = statistics.quantiles(latencies, n=100)
     return {
         "rps": len(latencies) / duration,
@@ -207,11 +212,7 @@ def fire(server: Server, n: int, clients: int) -> list[str]:
         with lock:
             ids.extend(mine)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(client, clients)
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[0]}")
     return ids

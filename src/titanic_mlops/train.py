@@ -122,6 +122,13 @@ def cross_validate(
     return {name: evaluation.summarise_folds(scores) for name, scores in per_fold.items()}
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=data.PROJECT_ROOT, capture_output=True, text=True, check=True,
+        timeout=10,
+    ).stdout.strip()  # fmt: skip
+
+
 def git_commit() -> str:
     """The current commit (with ``-dirty`` if the tree has changes), or ``unknown``.
 
@@ -130,22 +137,8 @@ def git_commit() -> str:
     if os.environ.get("GIT_COMMIT"):
         return os.environ["GIT_COMMIT"]
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=data.PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=data.PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        sha = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha

@@ -349,23 +349,15 @@ class PredictionService:
 
     def _body(self, request: Request) -> bytes:
         limit = self.settings.max_body_bytes
+        too_large = ApiError(
+            413, "body_too_large", f"body: at most {limit} bytes", "body",
+            f"must be at most {limit} bytes",
+        )  # fmt: skip
         if request.content_length is not None and request.content_length > limit:
-            raise ApiError(
-                413,
-                "body_too_large",
-                f"body: at most {limit} bytes",
-                "body",
-                f"must be at most {limit} bytes",
-            )
-        data = request.stream.read(limit + 1)
+            raise too_large
+        data = request.stream.read(limit + 1)  # also bounds bodies sent without a length
         if len(data) > limit:
-            raise ApiError(
-                413,
-                "body_too_large",
-                f"body: at most {limit} bytes",
-                "body",
-                f"must be at most {limit} bytes",
-            )
+            raise too_large
         return data
 
     def predict(self, request: Request, request_id: str) -> Response:

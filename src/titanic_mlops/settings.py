@@ -36,6 +36,7 @@ class ServeSettings:
     model_name: str
     model_alias: str
     model_retry_seconds: float
+    inference: str
     max_body_bytes: int
     max_instances: int
     prediction_log: PredictionLogSettings
@@ -85,4 +86,6 @@ def load_settings(
     settings = _build(ServeSettings, values, env, "")
     if settings.max_instances < 1 or settings.max_body_bytes < 2:
         raise SettingsError("max_instances and max_body_bytes must be positive")
+    if settings.inference not in ("auto", "onnxruntime"):
+        raise SettingsError(f"INFERENCE={settings.inference!r}: expected auto or onnxruntime")
     return settings

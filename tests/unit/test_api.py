@@ -256,3 +256,14 @@ def test_a_bundle_onnxruntime_cannot_run_is_a_503(make_client, tmp_path, trained
     r = client.post("/", json=JACK)
     assert r.status_code == 503
     assert error_of(r)["message"].startswith("model cannot run")
+
+
+def test_both_inference_backends_answer_alike(make_client):
+    fast, _ = make_client()
+    assert fast.get("/health").get_json()["inference"].startswith("numpy")
+    reference, _ = make_client(INFERENCE="onnxruntime")
+    assert reference.get("/health").get_json()["inference"] == "onnxruntime"
+    body = {"instances": [JACK, ROSE, {"pclass": 2, "sex": "male"}]}
+    a = [p["probability"] for p in fast.post("/", json=body).get_json()["predictions"]]
+    b = [p["probability"] for p in reference.post("/", json=body).get_json()["predictions"]]
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-6

@@ -78,3 +78,40 @@ def test_bundle_exposes_its_parts(sealed, trained):
     assert sealed.version == 1
     assert sealed.metrics == trained.metrics
     assert sealed.preprocessing.schema_version == "1"
+
+
+def test_fast_path_is_used_for_the_logistic_regression_and_agrees(sealed, data_dirs):
+    x, _ = data.titanic_dataset("test", data_dirs["processed"]).tensors
+    fast = Predictor(sealed)
+    reference = Predictor(sealed, backend="onnxruntime")
+    assert fast.backend.startswith("numpy") and reference.backend == "onnxruntime"
+    p_fast, p_ort = fast.predict_encoded(x.numpy()), reference.predict_encoded(x.numpy())
+    assert p_fast.dtype == p_ort.dtype == np.float32
+    assert np.max(np.abs(p_fast - p_ort)) <= 1e-6
+
+
+def test_a_non_linear_graph_runs_in_onnxruntime(sealed, tmp_path):
+    import io
+
+    import torch
+
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(11, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1), torch.nn.Sigmoid()
+    )
+    buf = io.BytesIO()
+    torch.onnx.export(
+        mlp,
+        (torch.zeros(2, 11),),
+        buf,
+        dynamo=False,
+        input_names=["features"],
+        dynamic_axes={"features": {0: "batch"}},
+    )
+    files = dict(sealed.files, **{bundle.MODEL_ONNX: buf.getvalue()})
+    mlp_bundle = bundle.verify(bundle.make_manifest(files), files, "mlp")
+    predictor = Predictor(mlp_bundle)
+    assert predictor.backend == "onnxruntime"
+    x = np.random.default_rng(1).normal(size=(5, 11)).astype(np.float32)
+    expected = mlp(torch.from_numpy(x)).detach().numpy().reshape(-1)
+    np.testing.assert_allclose(predictor.predict_encoded(x), expected, atol=1e-6)

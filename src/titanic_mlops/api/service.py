@@ -207,9 +207,10 @@ class _Model:
 
     bundle: Bundle
     version: int
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
-        self._sessions = PerProcess(lambda: Predictor(self.bundle))
+        self._sessions = PerProcess(lambda: Predictor(self.bundle, backend=self.backend))
 
     def predictor(self) -> Predictor:
         return self._sessions.get()
@@ -267,7 +268,7 @@ class PredictionService:
     def _load(self) -> None:
         try:
             version = self.registry.resolve(self.settings.model_alias)
-            self._model = _Model(self.registry.load(version), version)
+            self._model = _Model(self.registry.load(version), version, self.settings.inference)
         except Exception as exc:  # any failure means "no model": 503 and retry later
             self._model_error = f"{type(exc).__name__}: {exc}"
             self._next_attempt = time.monotonic() + self.settings.model_retry_seconds
@@ -410,12 +411,22 @@ class PredictionService:
             "model_name": self.settings.model_name,
             "model_alias": self.settings.model_alias,
             "model_version": model.version if model else None,
+            "inference": self._backend(model),
             "uptime_seconds": round(time.monotonic() - self.started, 3),
             "instance": self.instance,
         }
         if model is None:
             body["error"] = self._model_error
         return json_response(body, 200 if model else 503)
+
+    @staticmethod
+    def _backend(model: _Model | None) -> str | None:
+        if model is None:
+            return None
+        try:
+            return model.predictor().backend
+        except Exception as exc:  # reported, not raised: /health must answer
+            return f"unavailable: {exc}"
 
     def metrics(self, request: Request, request_id: str) -> Response:
         body, content_type = metrics.exposition()

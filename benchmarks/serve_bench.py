@@ -309,6 +309,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", default="1", help="WORKERS for both servers")
     parser.add_argument("--threads", default="8", help="THREADS for both servers")
+    parser.add_argument(
+        "--inference",
+        default="auto",
+        choices=["auto", "onnxruntime"],
+        help="the service's INFERENCE setting",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per server")
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--zero-loss-n", type=int, default=5000)
@@ -332,8 +338,9 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, target, source, env in (
                 ("noop", "noop", NOOP_SOURCE, same),
-                ("predict", "logreg_classifier", API_SOURCE, {**same, "STORAGE_URI": uri}),
-            ):
+                ("predict", "logreg_classifier", API_SOURCE,
+                 {**same, "STORAGE_URI": uri, "INFERENCE": args.inference}),
+            ):  # fmt: skip
                 runs[name].append(measure(target, source, env, args))
         ratios = [p["rps"] / n["rps"] for n, p in zip(runs["noop"], runs["predict"], strict=True)]
         for name, values in runs.items():

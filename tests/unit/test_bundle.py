@@ -90,6 +90,9 @@ def test_fast_path_is_used_for_the_logistic_regression_and_agrees(sealed, data_d
     assert np.max(np.abs(p_fast - p_ort)) <= 1e-6
 
 
+@pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning"
+)  # the TorchScript exporter, as in model.py
 def test_a_non_linear_graph_runs_in_onnxruntime(sealed, tmp_path):
     import io
 

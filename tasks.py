@@ -164,7 +164,11 @@ def load_test(
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     server = None
     if not host:
-        port = 8089
+        import socket
+
+        with socket.socket() as sock:  # a free loopback port for this run's own server
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
         host = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
             _serve_cmd(port).split(), env={**os.environ, **_serve_env(storage)}

@@ -18,7 +18,6 @@ PY = sys.executable
 DEFAULT_STORAGE = os.environ.get("STORAGE_URI", str(ROOT / "artifacts"))
 MODEL_NAME = os.environ.get("MODEL_NAME", "titanic-logreg")
 BIN = Path(sys.executable).parent
-API_SOURCE = ROOT / "src" / "titanic_mlops" / "api" / "main.py"
 EXAMPLE = '{"pclass": 1, "sex": "female", "age": 29, "fare": 80, "embarked": "C"}'
 
 os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
@@ -92,10 +91,9 @@ def _serve_env(storage: str) -> dict[str, str]:
 
 
 def _serve_cmd(port: int) -> str:
-    return (
-        f"{BIN}/functions-framework --target logreg_classifier --source {API_SOURCE} "
-        f"--host 127.0.0.1 --port {port}"
-    )
+    from titanic_mlops.api.local_server import command
+
+    return shlex.join(command(port))
 
 
 def _serve(c: Context, storage: str, port: int, banner: bool = False) -> None:
@@ -158,27 +156,14 @@ def load_test(
     storage: str = DEFAULT_STORAGE,
 ) -> None:
     """Headless locust run (single, batch and health requests) with CSV output."""
-    import subprocess
-    import urllib.request
+
+    from titanic_mlops.api.local_server import LocalServer
 
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     server = None
     if not host:
-        import socket
-
-        with socket.socket() as sock:  # a free loopback port for this run's own server
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        host = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            _serve_cmd(port).split(), env={**os.environ, **_serve_env(storage)}
-        )
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{host}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        server = LocalServer(_serve_env(storage)).wait()
+        host = server.url
     try:
         c.run(
             f"{BIN}/locust -f {ROOT}/tests/performancetests/locustfile.py --headless "
@@ -188,8 +173,7 @@ def load_test(
         )
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
     print(f"CSV written to {csv}_stats.csv, {csv}_failures.csv, {csv}_stats_history.csv")
 
 

@@ -20,8 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,9 +29,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from titanic_mlops.api.local_server import API_SOURCE, LocalServer
+
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-API_SOURCE = ROOT / "src" / "titanic_mlops" / "api" / "main.py"
 NOOP_SOURCE = ROOT / "benchmarks" / "noop_function.py"
 ONE_ROW = {
     "pclass": 3,
@@ -46,36 +44,11 @@ ONE_ROW = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """functions-framework on 127.0.0.1 in its own process group."""
+class Server(LocalServer):
+    """The shared loopback server, plus a one-row POST and a readiness probe that predicts."""
 
     def __init__(self, target: str, source: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [
-                str(BIN / "functions-framework"),
-                "--target",
-                target,
-                "--source",
-                str(source),
-                "--host",
-                self.host,
-                "--port",
-                str(self.port),
-            ],
-            env={**os.environ, "LOG_LEVEL": "WARNING", **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        super().__init__(env, target=target, source=source)
 
     def post(self, body: dict, timeout: float = 10) -> tuple[int, dict]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
@@ -97,15 +70,6 @@ class Server:
                 pass
             time.sleep(0.005)
         raise RuntimeError(f"server on port {self.port} not ready after {timeout} s")
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait()
 
 
 def run_threads(target: Callable[[], None], n: int) -> None:

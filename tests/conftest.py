@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from titanic_mlops.api.local_server import API_SOURCE, LocalServer, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 # CI sets this so that a missing external binary fails the run instead of skipping tests.
@@ -31,28 +30,6 @@ def require_binary(path: str | None, what: str) -> str:
     if REQUIRE_BINARIES:
         pytest.fail(message + " and TITANIC_REQUIRE_BINARIES=1")
     pytest.skip(message)
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 20.0) -> None:
-    """Poll ``url`` until it answers (any HTTP status) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
@@ -158,7 +135,6 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 # --- serving ---------------------------------------------------------------------------
-API_SOURCE = ROOT / "src" / "titanic_mlops" / "api" / "main.py"
 
 
 @pytest.fixture(scope="session")
@@ -192,65 +168,15 @@ def make_client(monkeypatch: pytest.MonkeyPatch, served_storage: Path, tmp_path:
     return _make
 
 
-class ServerProcess:
-    """A real `functions-framework` server process on loopback."""
-
-    def __init__(
-        self,
-        env: dict[str, str],
-        target: str = "logreg_classifier",
-        source: Path = API_SOURCE,
-        executable: str | None = None,
-    ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        exe = executable or str(Path(sys.executable).parent / "functions-framework")
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                "--target",
-                target,
-                "--source",
-                str(source),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env={**os.environ, "LOG_LEVEL": "WARNING", **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            wait_http(f"{self.url}/health", timeout=30)
-        except OSError:
-            self.stop()
-            raise RuntimeError(f"server did not start:\n{self.output}") from None
-
-    output = ""
-
-    def stop(self, sig: int = 15, timeout: float = 30) -> int:
-        """Send ``sig`` (default SIGTERM: graceful) and wait; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.output, _ = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, 9)  # the master and every worker holding the pipe
-            self.output, _ = self.proc.communicate()
-        return self.proc.returncode
-
-
 @pytest.fixture
-def server_factory() -> Iterator[Callable[..., ServerProcess]]:
-    """Start servers for a test; every one still running is stopped afterwards."""
-    started: list[ServerProcess] = []
+def server_factory() -> Iterator[Callable[..., LocalServer]]:
+    """Start live servers (waited for) in a test; all are stopped afterwards."""
+    started: list[LocalServer] = []
 
-    def _start(env: dict[str, str], **kwargs) -> ServerProcess:
-        server = ServerProcess(env, **kwargs)
+    def _start(env: dict[str, str], **kwargs) -> LocalServer:
+        server = LocalServer(env, capture=True, **kwargs)
         started.append(server)
-        return server
+        return server.wait()
 
     yield _start
     for server in started:

@@ -108,3 +108,27 @@ def test_optuna_sweep_runs_offline(tmp_path, data_dirs):
         "hyperparameters.weight_decay",
     }
     assert 0.5 < results["best_value"] <= 1.0
+
+
+def test_quickstart_ends_by_serving_the_production_model(tmp_path):
+    import signal
+    import urllib.request
+
+    from titanic_mlops.api.local_server import free_port, wait_http
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "quickstart", "--port", str(port), "--storage",
+         str(tmp_path / "bucket"), "--overrides", "wandb.mode=disabled"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=120)
+        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health").read())
+        assert health["status"] == "ok" and health["model_version"] == 1
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert f"Serving the production model at http://127.0.0.1:{port}/" in out
+    assert f"curl -s -X POST http://127.0.0.1:{port}/" in out

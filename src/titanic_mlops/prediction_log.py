@@ -73,6 +73,7 @@ class PredictionLog:
         # encoded hundreds at once would hold the GIL for milliseconds and stall requests.
         self._buffer: deque[str] = deque()
         self._pending: deque[_Batch] = deque()  # cut into objects, not yet written
+        self._in_flight: _Batch | None = None  # the batch a flush is writing right now
         self._oldest: float | None = None  # monotonic time of the oldest buffered record
         self._seq = 0
         self._lock = threading.Lock()  # guards _buffer, _pending, _oldest
@@ -84,6 +85,10 @@ class PredictionLog:
     # --- producer side ---------------------------------------------------------------
     def append(self, records: list[dict[str, Any]]) -> None:
         """Buffer records (never blocks on storage)."""
+        if self._closed.is_set():  # after shutdown: nothing would ever write them
+            metrics.LOG_RECORDS_DROPPED.inc(len(records))
+            log.error("prediction log closed: dropped %d records (counted)", len(records))
+            return
         lines = [encode_record(r) for r in records]
         with self._lock:
             if self._oldest is None:
@@ -93,7 +98,7 @@ class PredictionLog:
                 self._enforce_bound()
             if len(self._buffer) >= self.settings.flush_records:
                 self._wake.set()
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():
             self._ensure_thread()
 
     @property
@@ -109,9 +114,12 @@ class PredictionLog:
         # Caller holds self._lock.
         excess = len(self._buffer) + self._pending_records - self.settings.max_buffer_records
         dropped = 0
-        # Oldest first: whole pending objects (their name may already be taken), then records.
-        while excess > 0 and self._pending:
-            batch = self._pending.popleft()
+        # Oldest first: whole pending objects (their name may already be taken), then
+        # records; never the batch being written (it may land: that is not a drop).
+        for batch in [b for b in self._pending if b is not self._in_flight]:
+            if excess <= 0:
+                break
+            self._pending.remove(batch)
             excess -= batch.count
             dropped += batch.count
         while excess > 0 and self._buffer:
@@ -136,9 +144,12 @@ class PredictionLog:
         key = object_key(self._clock(), self.instance, self._seq)
         self._pending.append(_Batch(key, payload, count))
 
-    def flush(self) -> bool:
-        """Write everything buffered now; return False if a write failed (records kept)."""
-        with self._write_lock:
+    def flush(self, wait: float | None = None) -> bool:
+        """Write everything buffered now; False if a write failed (records kept) or if another
+        flush held the writer for longer than ``wait`` seconds."""
+        if not self._write_lock.acquire(timeout=-1 if wait is None else max(wait, 0.0)):
+            return False
+        try:
             with self._lock:
                 self._cut()
             while True:
@@ -146,7 +157,7 @@ class PredictionLog:
                     if not self._pending:
                         metrics.LOG_BUFFERED.set(len(self._buffer))
                         return True
-                    batch = self._pending[0]
+                    batch = self._in_flight = self._pending[0]
                 try:
                     self.storage.create(batch.key, batch.payload)
                 except PreconditionFailed:
@@ -156,10 +167,14 @@ class PredictionLog:
                     metrics.LOG_WRITE_ERRORS.inc()
                     log.warning("prediction log write of %d records failed: %s", batch.count, exc)
                     return False
+                finally:
+                    with self._lock:
+                        self._in_flight = None
                 with self._lock:
-                    if self._pending and self._pending[0] is batch:
-                        self._pending.popleft()
-                        metrics.LOG_RECORDS_WRITTEN.inc(batch.count)
+                    self._pending.remove(batch)
+                    metrics.LOG_RECORDS_WRITTEN.inc(batch.count)
+        finally:
+            self._write_lock.release()
 
     def _due(self) -> bool:
         with self._lock:
@@ -193,12 +208,12 @@ class PredictionLog:
         Cloud Run allows 10 s after SIGTERM, hence the default. Returns True when nothing
         is left in memory.
         """
+        deadline = time.monotonic() + timeout
         self._closed.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        deadline = time.monotonic() + timeout
-        while not self.flush():
+        while not self.flush(wait=deadline - time.monotonic()):
             if time.monotonic() + self.settings.retry_seconds > deadline:
                 left = self.buffered()
                 log.error("prediction log closing with %d unwritten records", left)

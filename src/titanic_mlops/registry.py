@@ -106,10 +106,22 @@ class Registry:
             files, model=self.model, version=version, created_at=_now(), **metadata
         )
         for name, data in sorted(files.items()):
-            self.storage.create(f"{prefix}/{name}", data)
-        self.storage.create(f"{prefix}/{bundle.MANIFEST}", bundle.dumps(manifest))
+            self._create_once(f"{prefix}/{name}", data)
+        self._create_once(f"{prefix}/{bundle.MANIFEST}", bundle.dumps(manifest))
         log.info("registered %s version %d at %s", self.model, version, self.storage.join(prefix))
         return version
+
+    def _create_once(self, key: str, data: bytes) -> None:
+        """Create-only write that tolerates its own retried upload having landed already.
+
+        The version is ours (claimed above): an object already there with our bytes is a
+        retry that succeeded; anything else is a real conflict.
+        """
+        try:
+            self.storage.create(key, data)
+        except PreconditionFailed:
+            if self.storage.read(key) != data:
+                raise
 
     def manifest(self, version: int) -> dict[str, Any]:
         where = self.storage.join(version_prefix(self.model, version))

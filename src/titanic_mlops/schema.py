@@ -115,7 +115,9 @@ def check_value(spec: FieldSpec, value: Any, index: int | None = None) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SchemaError(spec.name, spec.rule(), index)
-    if not math.isfinite(value) or not (spec.minimum <= value <= spec.maximum):
+    # Range first: comparing a huge int with a float bound is exact, while isfinite() on a
+    # 400-digit int would raise OverflowError.
+    if not (spec.minimum <= value <= spec.maximum) or not math.isfinite(value):
         raise SchemaError(spec.name, spec.rule(), index)
     if spec.kind == "integer":
         if not float(value).is_integer():

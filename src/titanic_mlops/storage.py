@@ -75,11 +75,27 @@ class Storage(ABC):
         return "/".join([self.uri.rstrip("/"), *parts])
 
 
+# LocalStorage's own temporary and lock files: never valid object names.
+RESERVED_PREFIXES = (".tmp-", ".lock-")
+
+
 def _check_key(key: str) -> str:
     parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if (
+        not key
+        or key.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or parts[-1].startswith(RESERVED_PREFIXES)
+    ):
         raise ValueError(f"invalid storage key {key!r}")
     return key
+
+
+def _check_prefix(prefix: str) -> str:
+    """A listing prefix: empty, or a key-like path that may end in "/" or a partial name."""
+    if prefix and (prefix.startswith("/") or any(p in (".", "..") for p in prefix.split("/"))):
+        raise ValueError(f"invalid storage prefix {prefix!r}")
+    return prefix
 
 
 class LocalStorage(Storage):
@@ -139,6 +155,7 @@ class LocalStorage(Storage):
             self.write(key, data)
 
     def list(self, prefix: str = "") -> list[str]:
+        _check_prefix(prefix)
         base = self.root
         if not base.exists():
             return []
@@ -148,7 +165,7 @@ class LocalStorage(Storage):
             return []
         for dirpath, _, files in os.walk(start):
             for name in files:
-                if name.startswith((".tmp-", ".lock-")):
+                if name.startswith(RESERVED_PREFIXES):
                     continue
                 key = Path(dirpath, name).relative_to(base).as_posix()
                 if key.startswith(prefix):
@@ -159,7 +176,7 @@ class LocalStorage(Storage):
         return self._path(key).is_file()
 
     def list_children(self, prefix: str) -> list[str]:
-        folder = self.root / prefix if prefix else self.root
+        folder = self.root / _check_prefix(prefix) if prefix else self.root
         if not folder.is_dir():
             return []
         return sorted(f"{prefix}{p.name}/" for p in folder.iterdir() if p.is_dir())
@@ -222,6 +239,7 @@ class GCSStorage(Storage):
         self._upload(key, data, int(generation))
 
     def list(self, prefix: str = "") -> list[str]:
+        _check_prefix(prefix)
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         return sorted(self._key(b.name) for b in self.client.list_blobs(self.bucket, prefix=full))
 
@@ -229,6 +247,7 @@ class GCSStorage(Storage):
         return self.bucket.blob(self._name(key)).exists()
 
     def list_children(self, prefix: str) -> list[str]:
+        _check_prefix(prefix)
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         blobs = self.client.list_blobs(self.bucket, prefix=full, delimiter="/")
         for _ in blobs.pages:  # prefixes are filled in while the pages are read

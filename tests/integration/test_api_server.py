@@ -33,6 +33,19 @@ def post(url: str, body, timeout: float = 30) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
+def read_response(sock) -> str:
+    """One whole HTTP response (headers, then Content-Length bytes of body) from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))  # fmt: skip
+    while len(body) < length:
+        body += sock.recv(4096)
+    return (head + b"\r\n\r\n" + body).decode()
+
+
 @pytest.fixture
 def gcs_server(gcs_uri, trained, server_factory):
     register_production(gcs_uri, trained.files)
@@ -128,3 +141,37 @@ def test_schemathesis_finds_no_failure(tmp_path, served_storage, server_factory)
     summary = proc.stdout[-3000:]
     assert proc.returncode == 0, summary
     assert "No issues found" in summary
+
+
+def test_oversize_body_is_refused_without_reading_it(tmp_path, served_storage, server_factory):
+    import shutil
+    import socket
+    import time
+
+    storage = tmp_path / "bucket"
+    shutil.copytree(served_storage, storage)
+    server = server_factory({"STORAGE_URI": str(storage)})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        # announce 400 MB, send 1 KB: answering must not wait for (or buffer) the rest
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 400000000\r\n\r\n" + b"[" * 1024)  # fmt: skip
+        start = time.monotonic()
+        head = read_response(sock)
+    assert head.startswith("HTTP/1.1 413"), head
+    assert time.monotonic() - start < 5
+
+
+def test_a_body_cut_short_is_a_400(tmp_path, served_storage, server_factory):
+    import shutil
+    import socket
+
+    storage = tmp_path / "bucket"
+    shutil.copytree(served_storage, storage)
+    server = server_factory({"STORAGE_URI": str(storage)})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n" + b'{"pclass": 1')  # fmt: skip
+        sock.shutdown(socket.SHUT_WR)  # the client gives up mid-body
+        answer = read_response(sock)
+    assert answer.startswith("HTTP/1.1 400"), answer
+    assert '"field": "body"' in answer

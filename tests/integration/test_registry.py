@@ -121,3 +121,11 @@ def test_concurrent_alias_moves_lose_no_update(registry, trained):
     assert len(set(seen)) == n - 1
     final = registry.get_alias("production")
     assert set(seen) | {final} == set(range(1, n + 1))
+
+
+def test_a_retried_upload_that_landed_is_not_a_conflict(registry, trained):
+    version = registry.register(trained.files)
+    key = f"{version_prefix(registry.model, version)}/model.onnx"
+    registry._create_once(key, trained.files["model.onnx"])  # same bytes: a landed retry
+    with pytest.raises(Exception, match="already exists|precondition"):
+        registry._create_once(key, b"other bytes")

@@ -95,3 +95,17 @@ def test_open_storage_dispatches_on_scheme(tmp_path, gcs_uri):
         open_storage("s3://bucket/x")
     with pytest.raises(ValueError, match="no bucket"):
         GCSStorage("gs://")
+
+
+@pytest.mark.parametrize("prefix", ["/etc/", "../", "a/../../"])
+def test_listing_prefixes_cannot_escape(storage, prefix):
+    with pytest.raises(ValueError, match="invalid storage prefix"):
+        storage.list(prefix)
+    with pytest.raises(ValueError, match="invalid storage prefix"):
+        storage.list_children(prefix)
+
+
+@pytest.mark.parametrize("key", ["a/.lock-b", ".tmp-x"])
+def test_reserved_names_are_not_keys(storage, key):
+    with pytest.raises(ValueError, match="invalid storage key"):
+        storage.write(key, b"x")

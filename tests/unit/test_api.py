@@ -267,3 +267,11 @@ def test_both_inference_backends_answer_alike(make_client):
     a = [p["probability"] for p in fast.post("/", json=body).get_json()["predictions"]]
     b = [p["probability"] for p in reference.post("/", json=body).get_json()["predictions"]]
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-6
+
+
+@pytest.mark.parametrize("field", ["age", "fare", "sibsp", "parch"])
+def test_a_400_digit_integer_is_a_400(client, field):
+    body = '{"pclass": 1, "sex": "male", "' + field + '": 1' + "0" * 400 + "}"
+    r = client.post("/", data=body, content_type="application/json")
+    assert r.status_code == 400
+    assert error_of(r)["field"] == field

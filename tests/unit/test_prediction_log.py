@@ -207,3 +207,56 @@ def test_read_latest_opens_only_the_objects_it_needs(tmp_path):
 
 def test_read_latest_on_empty_storage(tmp_path):
     assert read_latest(LocalStorage(tmp_path), 5) == prediction_log.LogSlice([], 0)
+
+
+class SlowStorage(LocalStorage):
+    """The real local storage whose `create` blocks until `release` is set."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def create(self, key, data):
+        self.entered.set()
+        self.release.wait(10)
+        super().create(key, data)
+
+
+def test_records_appended_after_close_are_counted_as_dropped(tmp_path):
+    plog = PredictionLog(LocalStorage(tmp_path), settings(), "i1")
+    assert plog.close()
+    dropped = metrics.sample("titanic_prediction_log_records_dropped_total")
+    plog.append(records(2))
+    assert metrics.sample("titanic_prediction_log_records_dropped_total") == dropped + 2
+    assert plog.buffered() == 0
+
+
+def test_the_batch_being_written_is_never_evicted(tmp_path):
+    storage = SlowStorage(tmp_path)
+    plog = PredictionLog(storage, settings(max_buffer_records=5), "i1")
+    dropped = metrics.sample("titanic_prediction_log_records_dropped_total")
+    plog.append(records(4))
+    writer = threading.Thread(target=plog.flush)
+    writer.start()
+    assert storage.entered.wait(5)
+    plog.append(records(4, 4))  # 8 > 5: must drop buffered records, not the batch in flight
+    storage.release.set()
+    writer.join()
+    assert plog.close()
+    assert metrics.sample("titanic_prediction_log_records_dropped_total") == dropped + 3
+    assert [r["i"] for r in stored(storage)] == [0, 1, 2, 3, 7]
+
+
+def test_close_keeps_its_deadline_when_a_write_hangs(tmp_path):
+    storage = SlowStorage(tmp_path)
+    plog = PredictionLog(storage, settings(), "i1")
+    plog.append(records(3))
+    writer = threading.Thread(target=plog.flush, daemon=True)
+    writer.start()
+    assert storage.entered.wait(5)
+    start = time.monotonic()
+    assert plog.close(timeout=0.5) is False
+    assert time.monotonic() - start < 2
+    storage.release.set()
+    writer.join()

@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Any, Generic, TypeVar
 
 from flask import Request, Response
+from werkzeug.exceptions import ClientDisconnected
 
 from titanic_mlops import schema
 from titanic_mlops.api import openapi
@@ -159,6 +160,17 @@ class _RequestMetrics:
     def observe(self, seconds: float) -> None:
         self.count.inc()
         self.latency.observe(seconds)
+
+
+def _forget_body(request: Request) -> None:
+    """Stop anyone reading the rest of a rejected body.
+
+    functions-framework's after-request hook calls ``request.get_data()``, which would
+    read a 400 MB body into memory after we answered 413 (or fail again on a truncated
+    one). Marking the body as already read makes that a no-op; gunicorn then discards the
+    unread bytes as they arrive instead of buffering them.
+    """
+    request._cached_data = b""  # werkzeug's get_data() cache
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> Response:
@@ -355,9 +367,15 @@ class PredictionService:
             f"must be at most {limit} bytes",
         )  # fmt: skip
         if request.content_length is not None and request.content_length > limit:
+            _forget_body(request)
             raise too_large
-        data = request.stream.read(limit + 1)  # also bounds bodies sent without a length
+        try:
+            data = request.stream.read(limit + 1)  # also bounds bodies sent without a length
+        except ClientDisconnected:
+            _forget_body(request)
+            raise invalid("body", "was shorter than its Content-Length") from None
         if len(data) > limit:
+            _forget_body(request)
             raise too_large
         return data
 

@@ -150,15 +150,26 @@ def served_storage(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def make_client(monkeypatch: pytest.MonkeyPatch, served_storage: Path, tmp_path: Path):
+def bucket(served_storage: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the served registry (its prediction log writes there)."""
+    storage = tmp_path / "bucket"
+    shutil.copytree(served_storage, storage)
+    return storage
+
+
+@pytest.fixture
+def local_server(bucket: Path, server_factory: Callable[..., LocalServer]) -> LocalServer:
+    """A live server on loopback serving this test's bucket."""
+    return server_factory({"STORAGE_URI": str(bucket)})
+
+
+@pytest.fixture
+def make_client(monkeypatch: pytest.MonkeyPatch, bucket: Path):
     """Build the real functions-framework app in-process; returns (test client, service)."""
     from functions_framework import create_app
 
     def _make(**env: str):
-        storage = tmp_path / "bucket"
-        if not storage.exists():
-            shutil.copytree(served_storage, storage)
-        defaults = {"STORAGE_URI": str(storage), "PREDICTION_LOG_FLUSH_SECONDS": "0.2"}
+        defaults = {"STORAGE_URI": str(bucket), "PREDICTION_LOG_FLUSH_SECONDS": "0.2"}
         for key, value in {**defaults, **env}.items():
             monkeypatch.setenv(key, value)
         app = create_app("logreg_classifier", str(API_SOURCE))

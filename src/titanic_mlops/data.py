@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,9 +78,8 @@ def load_raw(path: Path | str = RAW_CSV) -> tuple[list[dict[str, Any]], np.ndarr
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise RawDataError(f"{path}: row {row + 2}: {schema.TARGET_RAW_COLUMN} must be 0 or 1")
     records: list[dict[str, Any]] = []
-    columns = {s.name: frame[s.raw_column].tolist() for s in schema.FIELDS}
-    for i in range(len(frame)):
-        raw = {name: _raw_value(values[i]) for name, values in columns.items()}
+    columns = {s.name: s.raw_column for s in schema.FIELDS}
+    for i, raw in enumerate(_rows(frame, columns)):
         try:
             records.append(schema.check_record(raw))
         except schema.SchemaError as exc:
@@ -90,6 +89,14 @@ def load_raw(path: Path | str = RAW_CSV) -> tuple[list[dict[str, Any]], np.ndarr
                 f"{path}: row {i + 2}, column {spec.raw_column}: {exc.rule} (got {got!r})"
             ) from exc
     return records, labels.to_numpy(dtype=np.int64)
+
+
+def _rows(frame: pd.DataFrame, columns: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    """Rows of ``frame`` as plain-Python dicts ``{feature: value}``; ``columns`` maps
+    feature names to the frame's column names."""
+    values = {name: frame[column].tolist() for name, column in columns.items()}
+    for i in range(len(frame)):
+        yield {name: _raw_value(column[i]) for name, column in values.items()}
 
 
 def split(records: list[dict[str, Any]], y: np.ndarray, test_size: float, seed: int) -> Split:
@@ -115,12 +122,11 @@ def to_tensors(
     }
 
 
-def records_frame(records: list[Mapping[str, Any]], y: np.ndarray | None = None) -> pd.DataFrame:
-    """Raw-unit records as a DataFrame in schema column order (for the drift reference)."""
+def records_csv(records: list[Mapping[str, Any]], y: np.ndarray) -> bytes:
+    """Raw-unit records and labels as CSV bytes in schema column order (drift reference)."""
     frame = pd.DataFrame.from_records(list(records), columns=list(schema.FEATURES))
-    if y is not None:
-        frame[schema.TARGET] = y
-    return frame
+    frame[schema.TARGET] = y
+    return frame.to_csv(index=False, lineterminator="\n").encode()
 
 
 def _tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -159,14 +165,8 @@ def preprocess(
     _write_if_changed(processed / "preprocessing.json", prep.to_json().encode())
     # The test split in raw units too: evaluation of a registered bundle re-encodes it with
     # the bundle's own preprocessing, exactly as serving would.
-    _write_if_changed(
-        processed / "test_raw.csv",
-        records_frame(parts.test, parts.test_y).to_csv(index=False, lineterminator="\n").encode(),
-    )
-    _write_if_changed(
-        Path(reference_csv),
-        records_frame(parts.train, parts.train_y).to_csv(index=False, lineterminator="\n").encode(),
-    )
+    _write_if_changed(processed / "test_raw.csv", records_csv(parts.test, parts.test_y))
+    _write_if_changed(Path(reference_csv), records_csv(parts.train, parts.train_y))
     log.info(
         "preprocessed %d rows: train=%d test=%d, survival rate train=%.3f test=%.3f",
         len(records),
@@ -181,11 +181,7 @@ def preprocess(
 def read_records_csv(path: Path | str) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Read a raw-unit CSV written by :func:`preprocess` back into records and labels."""
     frame = pd.read_csv(path)
-    columns = {name: frame[name].tolist() for name in schema.FEATURES}
-    records = [
-        schema.check_record({n: _raw_value(v[i]) for n, v in columns.items()})
-        for i in range(len(frame))
-    ]
+    records = [schema.check_record(r) for r in _rows(frame, {n: n for n in schema.FEATURES})]
     return records, frame[schema.TARGET].to_numpy(dtype=np.int64)
 
 

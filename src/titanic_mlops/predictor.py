@@ -41,8 +41,6 @@ class Predictor:
         )
         self.input_name = self.session.get_inputs()[0].name
         self.preprocessing = bundle.preprocessing
-        self.version = bundle.version
-        self.manifest = bundle.manifest
         self._linear = self._linear_form() if backend == "auto" else None
         self.backend = (
             "numpy (verified linear form of model.onnx)" if self._linear else "onnxruntime"

@@ -108,8 +108,12 @@ class Registry:
         for name, data in sorted(files.items()):
             self._create_once(f"{prefix}/{name}", data)
         self._create_once(f"{prefix}/{bundle.MANIFEST}", bundle.dumps(manifest))
-        log.info("registered %s version %d at %s", self.model, version, self.storage.join(prefix))
+        log.info("registered %s version %d at %s", self.model, version, self.uri(version))
         return version
+
+    def uri(self, version: int) -> str:
+        """Where a version's files live (for logs and summaries)."""
+        return self.storage.join(version_prefix(self.model, version))
 
     def _create_once(self, key: str, data: bytes) -> None:
         """Create-only write that tolerates its own retried upload having landed already.
@@ -124,7 +128,7 @@ class Registry:
                 raise
 
     def manifest(self, version: int) -> dict[str, Any]:
-        where = self.storage.join(version_prefix(self.model, version))
+        where = self.uri(version)
         try:
             data = self.storage.read(f"{version_prefix(self.model, version)}/{bundle.MANIFEST}")
         except NotFound as exc:
@@ -141,7 +145,7 @@ class Registry:
                 files[name] = self.storage.read(f"{prefix}/{name}")
             except NotFound:
                 continue  # verify() names the missing file
-        return bundle.verify(manifest, files, self.storage.join(prefix))
+        return bundle.verify(manifest, files, self.uri(version))
 
     # --- aliases --------------------------------------------------------------------
     def aliases(self) -> dict[str, int]:
@@ -212,7 +216,7 @@ class Registry:
                     created_at=self.manifest(version).get("created_at", ""),
                     metrics=metrics,
                     aliases=tuple(by_version.get(version, ())),
-                    uri=self.storage.join(prefix),
+                    uri=self.uri(version),
                 )
             )
         return out

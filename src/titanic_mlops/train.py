@@ -11,7 +11,7 @@ import logging
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,6 @@ class TrainResult:
     history: list[float]
     version: int | None = None
     bundle_uri: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def run(cfg: DictConfig) -> TrainResult:
@@ -253,9 +252,7 @@ def run(cfg: DictConfig) -> TrainResult:
             data_sha256=data.sha256_file(project_path(cfg.data.raw)),
             config=OmegaConf.to_container(cfg, resolve=True),
         )
-        result.bundle_uri = registry.storage.join(
-            f"registry/{cfg.registry.model_name}/versions/{result.version}"
-        )
+        result.bundle_uri = registry.uri(result.version)
         if cfg.registry.promote_to:
             registry.set_alias(cfg.registry.promote_to, result.version)
     if run_ is not None:

@@ -1,7 +1,6 @@
 """The web page in a real headless Chromium (Debian's), against a real server process."""
 
 import os
-import shutil
 
 import pytest
 
@@ -22,17 +21,14 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def page(tmp_path, served_storage, server_factory):
+def page(local_server):
     from playwright.sync_api import sync_playwright
 
     chromium = require_binary(CHROMIUM, "Debian chromium (apt-get install chromium)")
-    storage = tmp_path / "bucket"
-    shutil.copytree(served_storage, storage)
-    server = server_factory({"STORAGE_URI": str(storage)})
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page()
-        page.goto(f"{server.url}/")
+        page.goto(f"{local_server.url}/")
         yield page
         browser.close()
 

@@ -2,8 +2,10 @@
 registry and the prediction log in fake-gcs-server through the real GCS client."""
 
 import json
+import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -112,10 +114,8 @@ def test_unknown_bucket_answers_503_not_500(fake_gcs, server_factory):
     assert status == 503 and body["error"]["code"] == "model_unavailable"
 
 
-def test_schemathesis_finds_no_failure(tmp_path, served_storage, server_factory):
-    storage = tmp_path / "bucket"
-    subprocess.run(["cp", "-r", str(served_storage), str(storage)], check=True)
-    server = server_factory({"STORAGE_URI": str(storage), "PREDICTION_LOG_FLUSH_SECONDS": "1"})
+def test_schemathesis_finds_no_failure(tmp_path, local_server):
+    server = local_server
     exe = Path(sys.executable).parent / "schemathesis"
     proc = subprocess.run(
         [
@@ -143,35 +143,28 @@ def test_schemathesis_finds_no_failure(tmp_path, served_storage, server_factory)
     assert "No issues found" in summary
 
 
-def test_oversize_body_is_refused_without_reading_it(tmp_path, served_storage, server_factory):
-    import shutil
-    import socket
-    import time
-
-    storage = tmp_path / "bucket"
-    shutil.copytree(served_storage, storage)
-    server = server_factory({"STORAGE_URI": str(storage)})
+def raw_exchange(server, request: bytes, half_close: bool = False) -> str:
+    """Send raw bytes on one connection and read one whole response."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        # announce 400 MB, send 1 KB: answering must not wait for (or buffer) the rest
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 400000000\r\n\r\n" + b"[" * 1024)  # fmt: skip
-        start = time.monotonic()
-        head = read_response(sock)
-    assert head.startswith("HTTP/1.1 413"), head
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)  # the client gives up mid-body
+        return read_response(sock)
+
+
+HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+def test_oversize_body_is_refused_without_reading_it(local_server):
+    # announce 400 MB, send 1 KB: answering must not wait for (or buffer) the rest
+    start = time.monotonic()
+    answer = raw_exchange(local_server, HEAD + b"Content-Length: 400000000\r\n\r\n" + b"[" * 1024)
+    assert answer.startswith("HTTP/1.1 413"), answer
     assert time.monotonic() - start < 5
 
 
-def test_a_body_cut_short_is_a_400(tmp_path, served_storage, server_factory):
-    import shutil
-    import socket
-
-    storage = tmp_path / "bucket"
-    shutil.copytree(served_storage, storage)
-    server = server_factory({"STORAGE_URI": str(storage)})
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n" + b'{"pclass": 1')  # fmt: skip
-        sock.shutdown(socket.SHUT_WR)  # the client gives up mid-body
-        answer = read_response(sock)
+def test_a_body_cut_short_is_a_400(local_server):
+    request = HEAD + b"Content-Length: 100\r\n\r\n" + b'{"pclass": 1'
+    answer = raw_exchange(local_server, request, half_close=True)
     assert answer.startswith("HTTP/1.1 400"), answer
     assert '"field": "body"' in answer

@@ -75,15 +75,13 @@ def test_serving_venv_is_small_and_torch_free(serving_venv):
     assert size <= MAX_VENV_MB
 
 
-def test_service_runs_from_the_serving_venv(serving_venv, tmp_path, served_storage, server_factory):
+def test_service_runs_from_the_serving_venv(serving_venv, tmp_path, bucket, server_factory):
     app = tmp_path / "app"
     (app / "configs").mkdir(parents=True)
     shutil.copy(ROOT / "configs" / "serving.yaml", app / "configs" / "serving.yaml")
     shutil.copy(ROOT / "src" / "titanic_mlops" / "api" / "main.py", app / "main.py")
-    storage = tmp_path / "bucket"
-    shutil.copytree(served_storage, storage)
     env = {
-        "STORAGE_URI": str(storage),
+        "STORAGE_URI": str(bucket),
         "SERVING_CONFIG": str(app / "configs" / "serving.yaml"),
         "PYTHONPATH": "",
     }

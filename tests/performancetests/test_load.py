@@ -1,7 +1,6 @@
 """The locust load profile, headless through `invoke load-test`, against a real server."""
 
 import csv
-import shutil
 import subprocess
 import sys
 
@@ -12,9 +11,7 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.integration
 
 
-def test_invoke_load_test_writes_csv_without_failures(tmp_path, served_storage):
-    storage = tmp_path / "bucket"
-    shutil.copytree(served_storage, storage)
+def test_invoke_load_test_writes_csv_without_failures(tmp_path, bucket):
     prefix = tmp_path / "locust" / "run"
     proc = subprocess.run(
         [
@@ -29,7 +26,7 @@ def test_invoke_load_test_writes_csv_without_failures(tmp_path, served_storage):
             "--csv",
             str(prefix),
             "--storage",
-            str(storage),
+            str(bucket),
         ],
         cwd=ROOT,
         capture_output=True,

@@ -6,11 +6,21 @@ the exporter pushes only what the service defines.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 PREFIX = "titanic_"
 REGISTRY = CollectorRegistry(auto_describe=True)
+# System metrics of this process: titanic_process_cpu_seconds_total,
+# titanic_process_resident_memory_bytes, open fds, start time.
+PROCESS = ProcessCollector(namespace="titanic", registry=REGISTRY)
 
 # Request latency buckets: sub-millisecond no-ops up to the 1 s alerting threshold and beyond.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -70,6 +80,56 @@ LOG_RECORDS_DROPPED = Counter(
 LOG_BUFFERED = Gauge(
     "titanic_prediction_log_buffered_records",
     "Prediction records waiting in memory to be written.",
+    registry=REGISTRY,
+)
+
+STORAGE_WRITE_LATENCY = Histogram(
+    "titanic_storage_write_duration_seconds",
+    "Wall time of one storage write (prediction-log objects, drift reports), success or not.",
+    ["kind"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+# --- drift (set by the drift_check target after each check) -----------------------------
+DRIFT_DATASET = Gauge(
+    "titanic_drift_dataset_drift",
+    "1 if the last drift check declared dataset drift, else 0.",
+    registry=REGISTRY,
+)
+DRIFT_SHARE = Gauge(
+    "titanic_drift_share",
+    "Share of checked columns flagged as drifted by the last drift check.",
+    registry=REGISTRY,
+)
+DRIFT_COLUMN_SCORE = Gauge(
+    "titanic_drift_column_score",
+    "Drift test score (p-value or distance, see method) per column in the last check.",
+    ["column", "method"],
+    registry=REGISTRY,
+)
+DRIFT_COLUMN_DRIFTED = Gauge(
+    "titanic_drift_column_drifted",
+    "1 if the column was flagged as drifted by the last check, else 0.",
+    ["column"],
+    registry=REGISTRY,
+)
+DRIFT_ROWS = Gauge(
+    "titanic_drift_rows_checked",
+    "Current (logged) rows compared against the reference in the last check.",
+    registry=REGISTRY,
+)
+DRIFT_LAST_CHECK = Gauge(
+    "titanic_drift_last_check_timestamp_seconds",
+    "Unix time of the last completed drift check.",
+    registry=REGISTRY,
+)
+
+# --- export to Cloud Monitoring ----------------------------------------------------------
+EXPORTS = Counter(
+    "titanic_metrics_exports",
+    "Pushes of this process's metrics to Cloud Monitoring, by outcome (ok, error).",
+    ["outcome"],
     registry=REGISTRY,
 )
 

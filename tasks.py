@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -90,22 +91,32 @@ def _serve_env(storage: str) -> dict[str, str]:
     return {"STORAGE_URI": storage, "PYTHONUNBUFFERED": "1"}
 
 
-def _serve_cmd(port: int) -> str:
-    from titanic_mlops.api.local_server import command
-
-    return shlex.join(command(port))
-
-
 def _serve(c: Context, storage: str, port: int, banner: bool = False) -> None:
-    url = f"http://127.0.0.1:{port}"
-    if banner:
-        print(
-            f"\nServing the production model at {url}/  (web page; Ctrl-C stops)\n"
-            f"  curl -s -X POST {url}/ -H 'Content-Type: application/json' \\\n"
-            f"       -d '{EXAMPLE}'\n"
-            f"  curl -s {url}/health    curl -s {url}/metrics    curl -s {url}/openapi.json\n"
-        )
-    c.run(_serve_cmd(port), env=_serve_env(storage), pty=False)
+    """Run the service in the foreground; Ctrl-C becomes one graceful SIGTERM to it."""
+    from titanic_mlops.api.local_server import LocalServer, PortInUse
+
+    try:
+        server = LocalServer(_serve_env(storage), port=port, quiet=False)
+    except PortInUse as exc:
+        raise SystemExit(str(exc)) from None
+    url = server.url
+
+    def ready() -> None:
+        if banner:
+            print(
+                f"\nServing the production model at {url}/  (web page; Ctrl-C stops)\n"
+                f"  curl -s -X POST {url}/ -H 'Content-Type: application/json' \\\n"
+                f"       -d '{EXAMPLE}'\n"
+                f"  curl -s {url}/health    curl -s {url}/metrics    curl -s {url}/openapi.json\n",
+                flush=True,
+            )
+
+    try:
+        code = server.run_foreground(on_ready=ready)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    if code not in (0, -signal.SIGTERM):
+        raise SystemExit(f"the server exited with code {code}")
 
 
 @task(help={"storage": "registry storage URI", "port": "port on 127.0.0.1"})
@@ -219,10 +230,16 @@ def quickstart(
 
     from titanic_mlops import data
     from titanic_mlops import train as train_mod
+    from titanic_mlops.api.local_server import PortInUse, check_port_free
     from titanic_mlops.registry import Registry
     from titanic_mlops.reporting import summary_table
     from titanic_mlops.storage import open_storage
 
+    if serve:  # say so now, not after training
+        try:
+            check_port_free(port)
+        except PortInUse as exc:
+            raise SystemExit(str(exc)) from None
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -1,11 +1,18 @@
-"""Serving benchmark: the real service against a no-op function under the same load.
+"""Serving benchmark: the real service against no-op functions under the same load.
 
     uv run python benchmarks/serve_bench.py [--storage artifacts] [--duration 10]
 
 In one run it measures, on loopback:
   * throughput and latency (wrk, or a Python keep-alive client if wrk is missing) of
-    POST / with one row, logging and metrics on, vs a no-op functions-framework function
-    with the same WORKERS/THREADS: req/s, p50, p99 and the ratio;
+    POST / with one row, logging and metrics on, in alternating rounds, for
+      - ``asgi-noop``: a no-op function in functions-framework's ASGI mode (the floor of
+        the stack the service runs on),
+      - ``default-noop``: the same no-op on functions-framework's default stack (Flask on
+        gunicorn threads),
+      - ``service``: the prediction service (ASGI mode, as deployed),
+      - ``service-default-stack``: the same service core on the default stack (how the
+        service ran before the ASGI mode);
+    req/s, p50, p99 and the service's ratio to each of the other three;
   * cold start: process start to first successful prediction, vs `python -c "import torch"`;
   * zero loss: N predictions from C concurrent clients, then SIGTERM; the prediction log
     must hold exactly N records with N distinct request ids.
@@ -33,6 +40,7 @@ from titanic_mlops.api.local_server import API_SOURCE, LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
 NOOP_SOURCE = ROOT / "benchmarks" / "noop_function.py"
+DEFAULT_STACK_SOURCE = ROOT / "benchmarks" / "default_stack_service.py"
 ONE_ROW = {
     "pclass": 3,
     "sex": "male",
@@ -47,8 +55,8 @@ ONE_ROW = {
 class Server(LocalServer):
     """The shared loopback server, plus a one-row POST and a readiness probe that predicts."""
 
-    def __init__(self, target: str, source: Path, env: dict[str, str]) -> None:
-        super().__init__(env, target=target, source=source)
+    def __init__(self, target: str, source: Path, env: dict[str, str], asgi: bool = True) -> None:
+        super().__init__(env, target=target, source=source, asgi=asgi)
 
     def post(self, body: dict, timeout: float = 10) -> tuple[int, dict]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
@@ -242,9 +250,11 @@ def cold_start(storage_uri: str) -> float:
         server.stop()
 
 
-def measure(target: str, source: Path, env: dict[str, str], args: argparse.Namespace) -> dict:
+def measure(
+    target: str, source: Path, env: dict[str, str], asgi: bool, args: argparse.Namespace
+) -> dict:
     """Start one server, warm it, drive it for ``args.duration`` seconds, stop it."""
-    server = Server(target, source, env)
+    server = Server(target, source, env, asgi)
     server.wait_ready()
     try:
         if shutil.which("wrk"):
@@ -296,24 +306,38 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         uri = copy_registry(args.storage, Path(tmp) / "throughput")
-        # Alternate the two servers for several rounds: the median ratio is robust to
-        # the other load on a shared 2-core machine.
-        runs: dict[str, list[dict]] = {"noop": [], "predict": []}
+        service_env = {**same, "STORAGE_URI": uri, "INFERENCE": args.inference}
+        contestants = {  # name: (target, source, env, ASGI mode)
+            "asgi-noop": ("noop_async", NOOP_SOURCE, same, True),
+            "default-noop": ("noop", NOOP_SOURCE, same, False),
+            "service": ("logreg_classifier", API_SOURCE, service_env, True),
+            "service-default-stack": (
+                "logreg_classifier_default_stack",
+                DEFAULT_STACK_SOURCE,
+                service_env,
+                False,
+            ),
+        }
+        # Alternate the servers for several rounds: the median ratio is robust to the
+        # other load on a shared 2-core machine.
+        runs: dict[str, list[dict]] = {name: [] for name in contestants}
         for _ in range(args.rounds):
-            for name, target, source, env in (
-                ("noop", "noop", NOOP_SOURCE, same),
-                ("predict", "logreg_classifier", API_SOURCE,
-                 {**same, "STORAGE_URI": uri, "INFERENCE": args.inference}),
-            ):  # fmt: skip
-                runs[name].append(measure(target, source, env, args))
-        ratios = [p["rps"] / n["rps"] for n, p in zip(runs["noop"], runs["predict"], strict=True)]
+            for name, (target, source, env, asgi) in contestants.items():
+                runs[name].append(measure(target, source, env, asgi, args))
         for name, values in runs.items():
             results[name] = {
                 key: statistics.median(v[key] for v in values)
                 for key in ("rps", "p50_ms", "p99_ms", "non_2xx")
             } | {"tool": values[0]["tool"], "rounds": values}
-        results["ratio_rps"] = statistics.median(ratios)
-        results["ratio_rps_rounds"] = ratios
+        results["ratios"] = {}
+        for floor in ("asgi-noop", "default-noop", "service-default-stack"):
+            rounds = [
+                s["rps"] / f["rps"] for s, f in zip(runs["service"], runs[floor], strict=True)
+            ]
+            results["ratios"][f"service/{floor}"] = {
+                "median": statistics.median(rounds),
+                "rounds": rounds,
+            }
 
         cold_uri = copy_registry(args.storage, Path(tmp) / "cold")
         results["cold_start_s"], results["cold_start_runs_s"] = median_time(
@@ -328,14 +352,15 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    n, p = results["noop"], results["predict"]
-    print(f"load: {results['settings']}  ({p['tool']})")
-    print(f"medians of {args.rounds} rounds of {args.duration} s each")
-    print(f"{'':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-    for name, r in (("no-op", n), ("predict", p)):
-        print(f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['non_2xx']:8d}")
-    rounds = ", ".join(f"{r:.2f}" for r in results["ratio_rps_rounds"])
-    print(f"predict / no-op throughput: {results['ratio_rps']:.2f}x (median; rounds {rounds})")
+    print(f"load: {results['settings']}  ({results['service']['tool']})")
+    print(f"medians of {args.rounds} alternating rounds of {args.duration} s each")
+    print(f"{'':22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name in runs:
+        r = results[name]
+        print(f"{name:22} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['non_2xx']:8d}")
+    for name, ratio in results["ratios"].items():
+        rounds = ", ".join(f"{r:.2f}" for r in ratio["rounds"])
+        print(f"{name:32} {ratio['median']:.2f}x (median; rounds {rounds})")
     print(
         f"cold start to first prediction: median {results['cold_start_s']:.2f} s "
         f"vs `import torch` {results['import_torch_s']:.2f} s "

@@ -1,4 +1,5 @@
-# Prediction service for Cloud Run: functions-framework target `logreg_classifier`.
+# Prediction service for Cloud Run: functions-framework target `logreg_classifier` in its ASGI
+# mode (Starlette on gunicorn + uvicorn workers; uvloop and httptools come with the group).
 # Only the `serve` dependency group from uv.lock: no torch, hydra, wandb or evidently.
 #   docker build -f dockerfiles/api.dockerfile -t titanic-api .
 #   docker run -p 8080:8080 -e STORAGE_URI=gs://bucket/prefix titanic-api
@@ -31,4 +32,4 @@ COPY src/titanic_mlops/api/main.py ./main.py
 RUN useradd --create-home --uid 10001 app
 USER app
 EXPOSE 8080
-CMD ["functions-framework", "--target", "logreg_classifier", "--host", "0.0.0.0", "--port", "8080"]
+CMD ["functions-framework", "--target", "logreg_classifier", "--asgi", "--host", "0.0.0.0", "--port", "8080"]

@@ -165,16 +165,17 @@ def local_server(bucket: Path, server_factory: Callable[..., LocalServer]) -> Lo
 
 @pytest.fixture
 def make_client(monkeypatch: pytest.MonkeyPatch, bucket: Path):
-    """Build the real functions-framework app in-process; returns (test client, service)."""
-    from functions_framework import create_app
+    """Build the real functions-framework ASGI app in-process; returns (test client, service)."""
+    from functions_framework.aio import create_asgi_app
+    from starlette.testclient import TestClient
 
     def _make(**env: str):
         defaults = {"STORAGE_URI": str(bucket), "PREDICTION_LOG_FLUSH_SECONDS": "0.2"}
         for key, value in {**defaults, **env}.items():
             monkeypatch.setenv(key, value)
-        app = create_app("logreg_classifier", str(API_SOURCE))
+        app = create_asgi_app("logreg_classifier", str(API_SOURCE))
         module = sys.modules["main"]
-        return app.test_client(), module.service
+        return TestClient(app), module.service
 
     return _make
 

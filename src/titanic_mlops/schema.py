@@ -11,7 +11,7 @@ import functools
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -126,6 +126,44 @@ def check_value(spec: FieldSpec, value: Any, index: int | None = None) -> Any:
     return float(value)
 
 
+_SLOW = object()  # "not the common valid case: ask check_value"
+
+
+def _quick_check(spec: FieldSpec) -> Callable[[Any], Any]:
+    """The common valid case of :func:`check_value` for ``spec``, in a few operations.
+
+    Returns the normalised value, or ``_SLOW`` for anything else (missing, wrong type,
+    out of range, 3.0 for a class): :func:`check_value` then decides and names the rule.
+    Serving validates every instance, so this is on the hot path.
+    """
+    if spec.allowed is not None:
+        exact = frozenset((type(v), v) for v in spec.allowed)  # True is not the class 1
+
+        def category(v: Any) -> Any:
+            try:
+                return v if (v.__class__, v) in exact else _SLOW
+            except TypeError:  # unhashable (a list or an object): check_value names the rule
+                return _SLOW
+
+        return category
+    lo, hi = spec.minimum, spec.maximum
+    if spec.kind == "integer":
+        return lambda v: v if v.__class__ is int and lo <= v <= hi else _SLOW
+
+    def number(v: Any) -> Any:
+        kind = v.__class__
+        if (kind is float or kind is int) and lo <= v <= hi:  # NaN and inf fail the range
+            return float(v)
+        return _SLOW
+
+    return number
+
+
+_QUICK: tuple[tuple[str, FieldSpec, Callable[[Any], Any]], ...] = tuple(
+    (spec.name, spec, _quick_check(spec)) for spec in FIELDS
+)
+
+
 def check_record(record: Mapping[str, Any], index: int | None = None) -> dict[str, Any]:
     """Validate one raw record (unknown keys are rejected) and return it normalised."""
     if not _FEATURE_SET.issuperset(record):
@@ -133,7 +171,12 @@ def check_record(record: Mapping[str, Any], index: int | None = None) -> dict[st
         raise SchemaError(
             unknown[0], "is not a model input: expected " + ", ".join(FEATURES), index
         )
-    return {spec.name: check_value(spec, record.get(spec.name), index) for spec in FIELDS}
+    out = {}
+    for name, spec, quick in _QUICK:
+        value = record.get(name)
+        checked = quick(value)
+        out[name] = check_value(spec, value, index) if checked is _SLOW else checked
+    return out
 
 
 # (field, kind, fill value, a, b): one_hot → a = classes; binary → a = the "1" class;
@@ -227,7 +270,8 @@ def fit(records: Sequence[Mapping[str, Any]]) -> Preprocessing:
     return Preprocessing(impute=impute, mean=mean, std=std)
 
 
-def _encode_row(record: Mapping[str, Any], plan: tuple[_Step, ...]) -> list[float]:
+def encode_row(record: Mapping[str, Any], plan: tuple[_Step, ...]) -> list[float]:
+    """One validated raw record as the model's input row (``plan``: ``Preprocessing.plan``)."""
     row: list[float] = []
     for name, kind, fill, a, b in plan:
         value = record.get(name)
@@ -250,5 +294,5 @@ def encode(records: Sequence[Mapping[str, Any]], prep: Preprocessing) -> np.ndar
     per-column numpy calls cost more than the arithmetic.
     """
     plan = prep.plan
-    rows = [_encode_row(r, plan) for r in records]
+    rows = [encode_row(r, plan) for r in records]
     return np.array(rows, dtype=np.float32).reshape(len(rows), N_ENCODED)

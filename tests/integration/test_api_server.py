@@ -1,7 +1,9 @@
 """The service as deployed: a real functions-framework (gunicorn) process on loopback, the
 registry and the prediction log in fake-gcs-server through the real GCS client."""
 
+import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -39,7 +41,10 @@ def read_response(sock) -> str:
     """One whole HTTP response (headers, then Content-Length bytes of body) from ``sock``."""
     data = b""
     while b"\r\n\r\n" not in data:
-        data += sock.recv(4096)
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data.decode()  # the server closed the connection
+        data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
                       if line.lower().startswith(b"content-length")))  # fmt: skip
@@ -163,8 +168,67 @@ def test_oversize_body_is_refused_without_reading_it(local_server):
     assert time.monotonic() - start < 5
 
 
-def test_a_body_cut_short_is_a_400(local_server):
+def metric_value(url: str, line_prefix: str) -> float:
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    found = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+             if line.startswith(line_prefix)]  # fmt: skip
+    return sum(found)
+
+
+def test_a_client_giving_up_mid_body_is_a_client_error_not_a_crash(local_server):
+    # uvicorn treats the client's half-close as a lost connection: nobody is left to read
+    # an answer, so none is sent; the request counts as a 400 and the server serves on.
+    url = local_server.url
+    errors = 'titanic_requests_total{method="POST",route="/",status="400"}'
+    before = metric_value(url, errors)
     request = HEAD + b"Content-Length: 100\r\n\r\n" + b'{"pclass": 1'
-    answer = raw_exchange(local_server, request, half_close=True)
-    assert answer.startswith("HTTP/1.1 400"), answer
-    assert '"field": "body"' in answer
+    assert raw_exchange(local_server, request, half_close=True) == ""
+    deadline = time.monotonic() + 5
+    while metric_value(url, errors) < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric_value(url, errors) == before + 1
+    assert metric_value(url, 'titanic_requests_total{method="POST",route="/",status="5') == 0
+    assert post(f"{url}/", {"pclass": 1, "sex": "female"})[0] == 200
+
+
+def worker_rss_kb(server) -> int:
+    """Resident memory of the server's worker processes (its process group), in kB."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == server.proc.pid:
+            continue
+        try:
+            if os.getpgid(int(pid)) != server.proc.pid:
+                continue
+            status = Path(f"/proc/{pid}/status").read_text()
+        except (OSError, ProcessLookupError):
+            continue
+        total += int(next(line.split()[1] for line in status.splitlines()
+                          if line.startswith("VmRSS")))  # fmt: skip
+    return total
+
+
+def test_a_streamed_oversize_body_is_refused_while_streaming(local_server):
+    # 400 MB offered in chunks with no Content-Length: the 413 must come after about the
+    # limit (1 MiB) was read, and the worker must not hold what it refused in memory.
+    before = worker_rss_kb(local_server)
+    sent = 0
+    chunk = b"x" * 65536
+    head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", local_server.port), timeout=10) as sock:
+        sock.sendall(head)
+        answer = b""
+        sock.setblocking(False)
+        while sent < 400_000_000 and b"\r\n\r\n" not in answer:
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                time.sleep(0.01)
+            with contextlib.suppress(BlockingIOError):
+                answer += sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 50_000_000, f"{sent} bytes were taken before the 413"
+    growth_mb = (worker_rss_kb(local_server) - before) / 1024
+    print(f"413 after {sent / 2**20:.1f} MiB sent; worker RSS grew {growth_mb:.1f} MB")
+    assert growth_mb < 16

@@ -34,7 +34,7 @@ def client(make_client):
 
 
 def error_of(response):
-    body = response.get_json()
+    body = response.json()
     assert set(body) == {"error", "request_id"}
     assert body["request_id"] == response.headers["X-Request-ID"]
     return body["error"]
@@ -43,7 +43,7 @@ def error_of(response):
 def test_batch_prediction(client):
     r = client.post("/", json={"instances": [JACK, ROSE]})
     assert r.status_code == 200
-    body = r.get_json()
+    body = r.json()
     assert body["model_version"] == 1
     assert len(body["request_id"]) == 32
     jack, rose = body["predictions"]
@@ -52,19 +52,19 @@ def test_batch_prediction(client):
 
 
 def test_single_object_and_legacy_positional_list_agree(client):
-    named = client.post("/", json=JACK).get_json()["predictions"]
-    positional = client.post("/", json=[3, "male", 20, 0, 0, 8.05, "S"]).get_json()["predictions"]
-    nested = client.post("/", json={"instances": [[3, "male", 20, 0, 0, 8.05, "S"]]}).get_json()
+    named = client.post("/", json=JACK).json()["predictions"]
+    positional = client.post("/", json=[3, "male", 20, 0, 0, 8.05, "S"]).json()["predictions"]
+    nested = client.post("/", json={"instances": [[3, "male", 20, 0, 0, 8.05, "S"]]}).json()
     assert named == positional == nested["predictions"]
 
 
 def test_missing_optional_fields_are_imputed_like_training(client, make_client):
     _, service = make_client()
     impute = service.model().predictor().preprocessing.impute
-    sparse = client.post("/", json={"pclass": 2, "sex": "female"}).get_json()["predictions"]
-    explicit = client.post("/", json={"pclass": 2, "sex": "female", **impute}).get_json()
+    sparse = client.post("/", json={"pclass": 2, "sex": "female"}).json()["predictions"]
+    explicit = client.post("/", json={"pclass": 2, "sex": "female", **impute}).json()
     assert sparse == explicit["predictions"]
-    nulls = client.post("/", json=[2, "female", None, None, None, None, None]).get_json()
+    nulls = client.post("/", json=[2, "female", None, None, None, None, None]).json()
     assert nulls["predictions"] == sparse
 
 
@@ -100,13 +100,13 @@ def test_invalid_input_is_a_400_naming_field_and_rule(client, body, field, rule)
 
 @pytest.mark.parametrize("payload", [b"{bad", b"", b"NaN", b'{"pclass": NaN}', b"\xff\xfe"])
 def test_unparseable_body_is_a_400(client, payload):
-    r = client.post("/", data=payload, content_type="application/json")
+    r = client.post("/", content=payload, headers={"Content-Type": "application/json"})
     assert r.status_code == 400
     assert error_of(r)["field"] == "body"
 
 
 def test_deeply_nested_json_is_a_400_not_a_crash(client):
-    r = client.post("/", data=b"[" * 100_000 + b"]" * 100_000)
+    r = client.post("/", content=b"[" * 100_000 + b"]" * 100_000)
     assert r.status_code in (400, 413)
 
 
@@ -140,7 +140,7 @@ def test_too_many_instances_is_a_413(make_client):
     ],
 )
 def test_wrong_method_or_path(client, method, path, status):
-    r = client.open(path, method=method)
+    r = client.request(method, path)
     assert r.status_code == status
     assert error_of(r)["code"] == {405: "method_not_allowed", 404: "not_found"}[status]
 
@@ -155,7 +155,7 @@ def test_no_loadable_model_is_a_503_and_recovers(make_client, tmp_path, trained)
     assert r.status_code == 503
     assert error_of(r)["code"] == "model_unavailable"
     health = client.get("/health")
-    assert health.status_code == 503 and health.get_json()["status"] == "unavailable"
+    assert health.status_code == 503 and health.json()["status"] == "unavailable"
     registry = Registry(open_storage(empty), "titanic-logreg")
     registry.set_alias("production", registry.register(trained.files))
     assert client.post("/", json=JACK).status_code == 200  # retried and loaded
@@ -172,7 +172,7 @@ def test_tampered_bundle_is_not_served(make_client, tmp_path):
 
 
 def test_health(client):
-    body = client.get("/health").get_json()
+    body = client.get("/health").json()
     assert body["status"] == "ok" and body["model_version"] == 1
     assert body["model_alias"] == "production" and body["uptime_seconds"] >= 0
 
@@ -184,7 +184,7 @@ def test_metrics_count_requests_and_predictions(client):
     )
     client.post("/", json={"instances": [ROSE, ROSE, JACK]})
     client.post("/", json={"pclass": 9})
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics").text
     assert metrics.sample("titanic_predictions_total", {"survived": "1"}) == before + 2
     assert (
         metrics.sample("titanic_requests_total", {"route": "/", "method": "POST", "status": "200"})
@@ -201,7 +201,7 @@ def test_metrics_count_requests_and_predictions(client):
 
 
 def test_openapi_document(client):
-    spec = client.get("/openapi.json").get_json()
+    spec = client.get("/openapi.json").json()
     assert spec["openapi"] == "3.1.0"
     instance = spec["components"]["schemas"]["Instance"]
     assert instance["required"] == ["pclass", "sex"]
@@ -211,19 +211,19 @@ def test_openapi_document(client):
 
 def test_web_page_and_assets(client):
     page = client.get("/")
-    assert page.status_code == 200 and page.content_type.startswith("text/html")
-    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
     for field in ("pclass", "sex", "age", "sibsp", "parch", "fare", "embarked"):
         assert f'name="{field}"' in html
     js = client.get("/assets/app.js")
-    assert js.status_code == 200 and "javascript" in js.content_type
-    assert client.get("/assets/style.css").content_type.startswith("text/css")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    assert client.get("/assets/style.css").headers["content-type"].startswith("text/css")
 
 
 def test_predictions_are_logged(make_client):
     client, service = make_client(PREDICTION_LOG_FLUSH_RECORDS="1000")
-    ids = [client.post("/", json=JACK).get_json()["request_id"] for _ in range(3)]
-    batch = client.post("/", json={"instances": [JACK, ROSE]}).get_json()["request_id"]
+    ids = [client.post("/", json=JACK).json()["request_id"] for _ in range(3)]
+    batch = client.post("/", json={"instances": [JACK, ROSE]}).json()["request_id"]
     deadline = time.monotonic() + 5
     while service.prediction_log().buffered() and time.monotonic() < deadline:
         time.sleep(0.05)  # flushed by age (0.2 s)
@@ -260,18 +260,18 @@ def test_a_bundle_onnxruntime_cannot_run_is_a_503(make_client, tmp_path, trained
 
 def test_both_inference_backends_answer_alike(make_client):
     fast, _ = make_client()
-    assert fast.get("/health").get_json()["inference"].startswith("numpy")
+    assert fast.get("/health").json()["inference"].startswith("numpy")
     reference, _ = make_client(INFERENCE="onnxruntime")
-    assert reference.get("/health").get_json()["inference"] == "onnxruntime"
+    assert reference.get("/health").json()["inference"] == "onnxruntime"
     body = {"instances": [JACK, ROSE, {"pclass": 2, "sex": "male"}]}
-    a = [p["probability"] for p in fast.post("/", json=body).get_json()["predictions"]]
-    b = [p["probability"] for p in reference.post("/", json=body).get_json()["predictions"]]
+    a = [p["probability"] for p in fast.post("/", json=body).json()["predictions"]]
+    b = [p["probability"] for p in reference.post("/", json=body).json()["predictions"]]
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-6
 
 
 @pytest.mark.parametrize("field", ["age", "fare", "sibsp", "parch"])
 def test_a_400_digit_integer_is_a_400(client, field):
     body = '{"pclass": 1, "sex": "male", "' + field + '": 1' + "0" * 400 + "}"
-    r = client.post("/", data=body, content_type="application/json")
+    r = client.post("/", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400
     assert error_of(r)["field"] == field

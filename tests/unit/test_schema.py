@@ -37,6 +37,10 @@ def test_encoded_columns_follow_the_schema():
         ("sibsp", 1.5, "must be an integer between 0 and 20"),
         ("parch", 99, "must be an integer between 0 and 20"),
         ("embarked", "X", "must be one of 'S', 'C', 'Q'"),
+        ("embarked", {}, "must be one of 'S', 'C', 'Q'"),  # unhashable values
+        ("sex", ["male"], "must be one of 'male', 'female'"),
+        ("sibsp", True, "must be an integer between 0 and 20"),
+        ("fare", [1.0], "must be a number between 0 and 10000"),
     ],
 )
 def test_invalid_values_name_field_and_rule(field, value, rule):

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 API_SOURCE = Path(__file__).with_name("main.py")
@@ -33,16 +34,45 @@ def command(
     target: str = "logreg_classifier",
     source: Path = API_SOURCE,
     executable: str | None = None,
+    asgi: bool = True,
 ) -> list[str]:
-    """The functions-framework command line for ``target`` on HOST:``port``."""
+    """The functions-framework command line for ``target`` on HOST:``port``.
+
+    ``asgi``: functions-framework's ASGI mode (Starlette on gunicorn + uvicorn workers), as
+    deployed; ``False`` is its default Flask stack (kept for the benchmark's floor).
+    """
     exe = executable or str(Path(sys.executable).parent / "functions-framework")
-    return [exe, "--target", target, "--source", str(source), "--host", HOST, "--port", str(port)]
+    cmd = [exe, "--target", target, "--source", str(source), "--host", HOST, "--port", str(port)]
+    return [*cmd, "--asgi"] if asgi else cmd
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    """Poll ``url`` until it answers with any HTTP status, or raise after ``timeout``."""
+class PortInUse(OSError):
+    """The port asked for is taken by another process."""
+
+
+def check_port_free(port: int) -> None:
+    """Raise :class:`PortInUse` (one line, naming the port) if ``port`` cannot be bound."""
+    with socket.socket() as sock:
+        # as gunicorn binds: connections of an earlier server in TIME_WAIT do not count
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            raise PortInUse(
+                f"port {port} on {HOST} is already in use: stop what runs there "
+                "or choose another with --port"
+            ) from None
+
+
+def wait_http(url: str, timeout: float = 30.0, alive: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers with any HTTP status, or raise after ``timeout``.
+
+    With ``alive``, give up at once (OSError) when that process has exited.
+    """
     deadline = time.monotonic() + timeout
     while True:
+        if alive is not None and alive.poll() is not None:
+            raise OSError(f"{url}: the server exited with code {alive.returncode}")
         try:
             urllib.request.urlopen(url, timeout=1)
             return
@@ -67,16 +97,24 @@ class LocalServer:
         source: Path = API_SOURCE,
         executable: str | None = None,
         capture: bool = False,
+        port: int | None = None,
+        asgi: bool = True,
+        quiet: bool = True,
     ) -> None:
-        self.port = free_port()
+        if port is None:
+            port = free_port()
+        else:
+            check_port_free(port)
+        self.port = port
         self.host = HOST
         self.url = f"http://{HOST}:{self.port}"
         self.output = ""
         self.started = time.perf_counter()
-        out = subprocess.PIPE if capture else subprocess.DEVNULL
+        out = subprocess.PIPE if capture else (subprocess.DEVNULL if quiet else None)
+        base = {**os.environ, "LOG_LEVEL": "WARNING"} if quiet else dict(os.environ)
         self.proc = subprocess.Popen(
-            command(self.port, target, source, executable),
-            env={**os.environ, "LOG_LEVEL": "WARNING", **env},
+            command(self.port, target, source, executable, asgi),
+            env={**base, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
@@ -91,6 +129,38 @@ class LocalServer:
             self.stop()
             raise RuntimeError(f"server did not start:\n{self.output}") from None
         return self
+
+    def run_foreground(self, on_ready: Callable[[], None] | None = None) -> int:
+        """Wait for the server (calling ``on_ready`` once it answers) until it exits.
+
+        The server runs in its own session, so a terminal's Ctrl-C reaches only this
+        process: the first SIGINT or SIGTERM is forwarded as one graceful SIGTERM to the
+        server's group (what Cloud Run sends; the prediction log is flushed), a second one
+        kills the group. Returns the server's exit code.
+        """
+        forwarded: list[int] = []
+
+        def forward(signum: int, frame: object) -> None:
+            sig = signal.SIGKILL if forwarded else signal.SIGTERM
+            forwarded.append(signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            try:
+                wait_http(f"{self.url}/health", timeout=60, alive=self.proc)
+            except OSError:
+                if not forwarded:
+                    self.stop()
+                    raise RuntimeError(f"the server on port {self.port} did not start") from None
+            else:
+                if on_ready is not None and not forwarded:
+                    on_ready()
+            return self.proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send ``sig`` (SIGTERM: graceful, flushes the prediction log); return the exit code."""

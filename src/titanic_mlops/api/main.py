@@ -1,9 +1,10 @@
-"""functions-framework targets (one per Cloud Run service).
+"""functions-framework targets (one per Cloud Run service), in ASGI mode.
 
-    functions-framework --target logreg_classifier --source src/titanic_mlops/api/main.py
+    functions-framework --target logreg_classifier --source src/titanic_mlops/api/main.py --asgi
 
-The service is built when this module is imported (once per instance): settings, storage,
-and the model resolved from the registry and hash-verified.
+The service is built when this module is imported (once per instance, before gunicorn forks
+its uvicorn workers): settings, storage, and the model resolved from the registry and
+hash-verified.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import gc
 import logging
 import os
 
-import functions_framework
-from flask import Request, Response
+from functions_framework import aio
+from starlette.requests import Request
+from starlette.responses import Response
 
+from titanic_mlops.api.asgi import keep_graceful_exit, respond
 from titanic_mlops.api.service import PredictionService
 from titanic_mlops.settings import load_settings
 
@@ -23,13 +26,14 @@ logging.basicConfig(
     format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
 )
 
+keep_graceful_exit()  # SIGTERM: the workers flush their prediction log before exiting
 service = PredictionService(load_settings())
 # Start-up objects (modules, the bundle, the app) never die: keep the collector from
 # rescanning them on every full collection under load.
 gc.freeze()
 
 
-@functions_framework.http
-def logreg_classifier(request: Request) -> Response:
+@aio.http
+async def logreg_classifier(request: Request) -> Response:
     """Predictions (POST /), health, metrics, OpenAPI document and the web page."""
-    return service.handle(request)
+    return await respond(service, request)

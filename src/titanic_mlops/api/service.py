@@ -1,37 +1,48 @@
 """The prediction service behind the functions-framework target ``logreg_classifier``.
 
-functions-framework sends every path and method to one function, so routing happens here
-on ``request.path`` and ``request.method``. Nothing a client sends can produce a 5xx: bad
-input is a 400 naming the field and the rule, oversize is a 413, other methods a 405,
-unknown paths a 404, and a missing model a 503. The serving path imports neither torch
-nor evidently.
+Framework-free: it answers :class:`~titanic_mlops.api.http.Call` objects with
+:class:`~titanic_mlops.api.http.Reply` objects (``api/asgi.py`` adapts them to
+functions-framework's ASGI mode). Nothing a client sends can produce a 5xx: bad input is a
+400 naming the field and the rule, oversize is a 413, other methods a 405, unknown paths a
+404, and a missing model a 503. The request path does no blocking I/O: the model is loaded
+at start-up (a retry while none is loadable runs in a worker thread), the prediction log is
+written by its own thread. The serving path imports neither torch nor evidently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
-import functools
 import json
 import logging
 import os
-import random
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
-from typing import Any, Generic, TypeVar
-
-from flask import Request, Response
-from werkzeug.exceptions import ClientDisconnected
+from typing import Any
 
 from titanic_mlops import schema
 from titanic_mlops.api import openapi
+from titanic_mlops.api.http import (
+    ASSETS,
+    ApiError,
+    Call,
+    Handler,
+    HttpService,
+    Reply,
+    asset_routes,
+    constant,
+    invalid,
+    json_reply,
+    metrics_reply,
+    static,
+)
 from titanic_mlops.bundle import Bundle
 from titanic_mlops.monitoring import metrics
+from titanic_mlops.per_process import PerProcess
 from titanic_mlops.prediction_log import PredictionLog
 from titanic_mlops.predictor import Predictor
 from titanic_mlops.registry import Registry
@@ -40,49 +51,7 @@ from titanic_mlops.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
-# Not /static: Flask (inside functions-framework) reserves that path for its own folder.
-ASSETS = resources.files("titanic_mlops.api") / "assets"
-ASSET_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-}
-
-
 PREDICTED = {label: metrics.PREDICTIONS.labels(str(label)) for label in (0, 1)}
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-class ApiError(Exception):
-    """A client error: HTTP status, machine code, and (for input errors) field and rule."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        field: str | None = None,
-        rule: str = "",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        self.rule = rule
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        error = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            error.update(field=self.field, rule=self.rule)
-        return {"error": error}
-
-
-def invalid(field: str, rule: str) -> ApiError:
-    return ApiError(400, "invalid_input", f"{field}: {rule}", field, rule)
 
 
 def _reject_constant(name: str) -> float:
@@ -142,79 +111,6 @@ def to_record(item: Any, index: int | None) -> dict[str, Any]:
         raise invalid(field, exc.rule) from None
 
 
-@functools.lru_cache(maxsize=256)
-def request_metrics(route: str, method: str, status: int) -> _RequestMetrics:
-    """The labelled metric children of one (route, method, status): looked up once."""
-    return _RequestMetrics(
-        metrics.REQUESTS.labels(route, method, str(status)), metrics.REQUEST_LATENCY.labels(route)
-    )
-
-
-@dataclass(frozen=True)
-class _RequestMetrics:
-    count: Any
-    latency: Any
-
-    def observe(self, seconds: float) -> None:
-        self.count.inc()
-        self.latency.observe(seconds)
-
-
-def _forget_body(request: Request) -> None:
-    """Stop anyone reading the rest of a rejected body.
-
-    functions-framework's after-request hook calls ``request.get_data()``, which would
-    read a 400 MB body into memory after we answered 413 (or fail again on a truncated
-    one). Marking the body as already read makes that a no-op; gunicorn then discards the
-    unread bytes as they arrive instead of buffering them.
-    """
-    request._cached_data = b""  # werkzeug's get_data() cache
-
-
-def _static(path: Any) -> Callable[[Request, str], Response]:
-    """A route handler answering with one file shipped in the package."""
-    content_type = ASSET_TYPES.get(os.path.splitext(path.name)[1], "application/octet-stream")
-
-    def handler(request: Request, request_id: str) -> Response:
-        return Response(path.read_bytes(), status=200, content_type=content_type)
-
-    return handler
-
-
-def json_response(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
-
-
-T = TypeVar("T")
-
-
-class PerProcess(Generic[T]):
-    """A value created lazily, once per process.
-
-    gunicorn imports the target in the master and forks workers: clients holding sockets,
-    threads or native runtimes must be created in the process that uses them.
-    """
-
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._factory = factory
-        self._values: dict[int, T] = {}
-        self._lock = threading.Lock()
-
-    def get(self) -> T:
-        pid = os.getpid()
-        value = self._values.get(pid)
-        if value is None:
-            with self._lock:
-                value = self._values.get(pid)
-                if value is None:
-                    value = self._values[pid] = self._factory()
-        return value
-
-    def current(self) -> T | None:
-        """This process's value if it was created, without creating it."""
-        return self._values.get(os.getpid())
-
-
 @dataclass
 class _Model:
     """A verified bundle and, per process, the onnxruntime session running it.
@@ -236,8 +132,8 @@ class _Model:
         return self._sessions.get()
 
 
-class PredictionService:
-    """One per process: the model (loaded once), the prediction log, the routes."""
+class PredictionService(HttpService):
+    """One per instance: the model (loaded once), the prediction log, the routes."""
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
@@ -255,18 +151,15 @@ class PredictionService:
         self._model_error = "not loaded yet"
         self._next_attempt = 0.0
         self._load_lock = threading.Lock()
-        self._spec = json.dumps(openapi.build(settings.max_instances))
-        self.routes: dict[str, dict[str, Callable[[Request, str], Response]]] = {
-            "/": {"GET": _static(ASSETS / "index.html"), "POST": self.predict},
+        self.routes: dict[str, dict[str, Handler]] = {
+            "/": {"GET": static(ASSETS / "index.html"), "POST": self.predict},
             "/health": {"GET": self.health},
-            "/metrics": {"GET": self.metrics},
-            "/openapi.json": {"GET": self.openapi},
+            "/metrics": {"GET": metrics_reply},
+            "/openapi.json": {"GET": constant(json_reply(openapi.build(settings.max_instances)))},
+            **asset_routes(),
         }
-        for asset in ASSETS.iterdir():
-            if asset.is_file():
-                self.routes[f"/assets/{asset.name}"] = {"GET": _static(asset)}
         atexit.register(self.close)
-        self.model()  # load at start-up so the first request does not pay for it
+        self.model()  # load at start-up so that no request pays for it
 
     @property
     def storage(self) -> Storage:
@@ -278,13 +171,21 @@ class PredictionService:
         return Registry(self.storage, self.settings.model_name)
 
     # --- model -----------------------------------------------------------------------
+    def _load_due(self) -> bool:
+        return self._model is None and time.monotonic() >= self._next_attempt
+
     def model(self) -> _Model | None:
-        """The loaded model, retrying (rate-limited) while none could be loaded."""
-        if self._model is not None or time.monotonic() < self._next_attempt:
-            return self._model
-        with self._load_lock:
-            if self._model is None and time.monotonic() >= self._next_attempt:
-                self._load()
+        """The loaded model, retrying (rate-limited) while none could be loaded. Blocking."""
+        if self._load_due():
+            with self._load_lock:
+                if self._load_due():
+                    self._load()
+        return self._model
+
+    async def current_model(self) -> _Model | None:
+        """:meth:`model` for the event loop: a due retry reads storage in a worker thread."""
+        if self._load_due():
+            return await asyncio.to_thread(self.model)
         return self._model
 
     def _load(self) -> None:
@@ -312,83 +213,19 @@ class PredictionService:
         return self._log.get()
 
     def close(self) -> None:
-        """Flush this process's prediction log (atexit: gunicorn workers exit via sys.exit)."""
+        """Flush this process's prediction log (atexit: workers end in sys.exit on SIGTERM)."""
         found = self._log.current()
         if found is not None:
             found.close()
 
-    # --- HTTP ------------------------------------------------------------------------
-    def handle(self, request: Request) -> Response:
-        """Route, answer, and count one request."""
+    # --- routes ----------------------------------------------------------------------
+    async def predict(self, call: Call) -> Reply:
         start = time.perf_counter()
-        # 128 random bits without a getrandom() syscall per request (uuid4 costs ~9 µs);
-        # the random module reseeds itself in forked workers.
-        request_id = f"{random.getrandbits(128):032x}"
-        path = request.path.rstrip("/") or "/"
-        if path not in self.routes:
-            route = "other"
-        else:  # one label for all assets keeps the label set small
-            route = "/assets" if path.startswith("/assets/") else path
-        try:
-            response = self._dispatch(request, path, request_id)
-        except ApiError as exc:
-            response = json_response({**exc.body(), "request_id": request_id}, exc.status)
-            response.headers.update(exc.headers)
-        except Exception:  # a bug, not the client's fault: logged with its traceback
-            log.exception("unhandled error in %s %s", request.method, path)
-            response = json_response(
-                {
-                    "error": {"code": "internal", "message": "internal error"},
-                    "request_id": request_id,
-                },
-                500,
-            )
-        response.headers["X-Request-ID"] = request_id
-        # Labels stay bounded whatever clients send: known routes and methods only.
-        method = request.method if request.method in KNOWN_METHODS else "other"
-        request_metrics(route, method, response.status_code).observe(time.perf_counter() - start)
-        return response
-
-    def _dispatch(self, request: Request, path: str, request_id: str) -> Response:
-        methods = self.routes.get(path)
-        if methods is None:
-            raise ApiError(404, "not_found", f"no route {path}")
-        handler = methods.get(request.method)
-        if handler is None:
-            allowed = ", ".join(sorted(methods))
-            raise ApiError(
-                405,
-                "method_not_allowed",
-                f"{request.method} not allowed on {path}; use {allowed}",
-                headers={"Allow": allowed},
-            )
-        return handler(request, request_id)
-
-    def _body(self, request: Request) -> bytes:
-        limit = self.settings.max_body_bytes
-        too_large = ApiError(
-            413, "body_too_large", f"body: at most {limit} bytes", "body",
-            f"must be at most {limit} bytes",
-        )  # fmt: skip
-        if request.content_length is not None and request.content_length > limit:
-            _forget_body(request)
-            raise too_large
-        try:
-            data = request.stream.read(limit + 1)  # also bounds bodies sent without a length
-        except ClientDisconnected:
-            _forget_body(request)
-            raise invalid("body", "was shorter than its Content-Length") from None
-        if len(data) > limit:
-            _forget_body(request)
-            raise too_large
-        return data
-
-    def predict(self, request: Request, request_id: str) -> Response:
-        start = time.perf_counter()
-        model = self.model()
+        model = await self.current_model()
         if model is None:
             raise ApiError(503, "model_unavailable", f"no model loaded: {self._model_error}")
-        items, batch = instances_of(parse_json(self._body(request)), self.settings.max_instances)
+        body = await call.read_body(self.settings.max_body_bytes)
+        items, batch = instances_of(parse_json(body), self.settings.max_instances)
         records = [to_record(item, i if batch else None) for i, item in enumerate(items)]
         try:
             predictor = model.predictor()
@@ -410,7 +247,7 @@ class PredictionService:
             self.prediction_log().append(
                 [
                     {
-                        "request_id": request_id,
+                        "request_id": call.request_id,
                         "index": i,
                         "timestamp": now,
                         "model_version": model.version,
@@ -422,12 +259,16 @@ class PredictionService:
                     for i, (items_raw, p) in enumerate(zip(records, predictions, strict=True))
                 ]
             )
-        return json_response(
-            {"predictions": predictions, "model_version": model.version, "request_id": request_id}
+        return json_reply(
+            {
+                "predictions": predictions,
+                "model_version": model.version,
+                "request_id": call.request_id,
+            }
         )
 
-    def health(self, request: Request, request_id: str) -> Response:
-        model = self.model()
+    async def health(self, call: Call) -> Reply:
+        model = await self.current_model()
         body = {
             "status": "ok" if model else "unavailable",
             "model_name": self.settings.model_name,
@@ -439,7 +280,7 @@ class PredictionService:
         }
         if model is None:
             body["error"] = self._model_error
-        return json_response(body, 200 if model else 503)
+        return json_reply(body, 200 if model else 503)
 
     @staticmethod
     def _backend(model: _Model | None) -> str | None:
@@ -449,10 +290,3 @@ class PredictionService:
             return model.predictor().backend
         except Exception as exc:  # reported, not raised: /health must answer
             return f"unavailable: {exc}"
-
-    def metrics(self, request: Request, request_id: str) -> Response:
-        body, content_type = metrics.exposition()
-        return Response(body, status=200, content_type=content_type)
-
-    def openapi(self, request: Request, request_id: str) -> Response:
-        return Response(self._spec, status=200, mimetype="application/json")

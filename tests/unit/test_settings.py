@@ -103,8 +103,7 @@ def test_new_sections_have_their_own_types_and_defaults():
 
 @pytest.mark.parametrize(
     ("path", "kind", "spec"),
-    LEAVES,
-    ids=lambda v: "_".join(v).upper() if isinstance(v, tuple) else "",
+    [pytest.param(*leaf, id="_".join(leaf[0]).upper()) for leaf in LEAVES],
 )
 def test_every_setting_has_its_environment_variable(path, kind, spec):
     name = "_".join(path).upper()

@@ -198,9 +198,12 @@ class MetricsExporter:
         project = f"projects/{self.settings.project_id}"
         if state.descriptors is None:
             listed = client.list_metric_descriptors(
-                name=project,
-                filter=f'metric.type = starts_with("{promql.DOMAIN}/")',
+                request={
+                    "name": project,
+                    "filter": f'metric.type = starts_with("{promql.DOMAIN}/")',
+                },
                 timeout=self.settings.timeout_seconds,
+                retry=None,
             )
             state.descriptors = {d.type for d in listed}
         missing = {
@@ -219,7 +222,10 @@ class MetricsExporter:
                 labels=[LabelDescriptor(key=key) for key in one.metric.labels],  # STRING
             )
             client.create_metric_descriptor(
-                name=project, metric_descriptor=descriptor, timeout=self.settings.timeout_seconds
+                name=project,
+                metric_descriptor=descriptor,
+                timeout=self.settings.timeout_seconds,
+                retry=None,
             )
             state.descriptors.add(kind)
 

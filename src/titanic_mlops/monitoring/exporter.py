@@ -10,9 +10,11 @@ export is running, a background thread that runs while requests keep the CPU all
 and :meth:`~MetricsExporter.close` pushes once more at shutdown: Cloud Run sends SIGTERM and
 leaves 10 s of CPU, so the final export is bounded by ``timeout_seconds``.
 
-Mapping (names in monitoring/promql.py): counters → CUMULATIVE doubles whose start time is
-this process's start; gauges → GAUGE doubles; histograms → CUMULATIVE DISTRIBUTION with the
-``le`` bounds as explicit buckets. Every series has the resource ``generic_task`` with
+Mapping (monitoring/timeseries.py; names in monitoring/promql.py): counters → CUMULATIVE
+doubles whose start time is this process's start; gauges → GAUGE doubles; histograms →
+CUMULATIVE DISTRIBUTION with the ``le`` bounds as explicit buckets. At most
+``max_series_per_call`` series per CreateTimeSeries call; missing metric descriptors are
+created first (listed once per process). Every series has the resource ``generic_task`` with
 ``task_id = <instance id>-<pid>``: instances and gunicorn workers each own their series, so no
 write overwrites another's. Failures are logged and counted in
 ``titanic_metrics_exports_total{outcome="error"}``, never raised. google-cloud-monitoring is
@@ -26,16 +28,13 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.samples import Sample
 
-from titanic_mlops.monitoring import metrics, promql
+from titanic_mlops.monitoring import metrics, promql, timeseries
 from titanic_mlops.settings import MetricsExportSettings
 
 log = logging.getLogger(__name__)
@@ -192,9 +191,6 @@ class MetricsExporter:
 
     def _ensure_descriptors(self, client: Any, state: _Process, series: list[Any]) -> None:
         """Create the descriptors missing in the project (listed once per process)."""
-        from google.api.label_pb2 import LabelDescriptor
-        from google.api.metric_pb2 import MetricDescriptor
-
         project = f"projects/{self.settings.project_id}"
         if state.descriptors is None:
             listed = client.list_metric_descriptors(
@@ -206,120 +202,31 @@ class MetricsExporter:
                 retry=None,
             )
             state.descriptors = {d.type for d in listed}
-        missing = {
-            one.metric.type: one for one in series if one.metric.type not in state.descriptors
-        }
-        helps = {promql.metric_type(name): text for name, text in self._helps()} if missing else {}
+        missing = {s.metric.type: s for s in series if s.metric.type not in state.descriptors}
+        helps = timeseries.descriptions(self.registry) if missing else {}
         for kind, one in missing.items():
-            name = kind.rsplit("/", 1)[1]
-            descriptor = MetricDescriptor(
-                type=kind,
-                metric_kind=one.metric_kind,
-                value_type=one.value_type,
-                description=helps.get(kind, ""),
-                display_name=name,
-                unit="s" if "_seconds" in name else "By" if name.endswith("_bytes") else "1",
-                labels=[LabelDescriptor(key=key) for key in one.metric.labels],  # STRING
-            )
             client.create_metric_descriptor(
                 name=project,
-                metric_descriptor=descriptor,
+                metric_descriptor=timeseries.descriptor(one, helps.get(kind, "")),
                 timeout=self.settings.timeout_seconds,
                 retry=None,
             )
             state.descriptors.add(kind)
-
-    def _helps(self) -> Iterator[tuple[str, str]]:
-        for family in self.registry.collect():
-            yield promql.exposed_name(family.name, family.type), family.documentation
 
     def time_series(self) -> list[Any]:
         """The registry's current samples as ``monitoring_v3.TimeSeries``, one per series."""
         return self._series(self._process())
 
     def _series(self, state: _Process) -> list[Any]:
-        from google.cloud import monitoring_v3
-
-        now, start = _timestamp(time.time()), _timestamp(min(state.start, time.time() - 0.001))
-        resource = {
-            "type": "generic_task",
-            "labels": {
-                "project_id": self.settings.project_id,
-                "location": self.settings.location,
-                "namespace": self.settings.namespace,
-                "job": self.settings.job,
-                "task_id": f"{self.instance_id}-{state.pid}",
-            },
+        labels = {
+            "project_id": self.settings.project_id,
+            "location": self.settings.location,
+            "namespace": self.settings.namespace,
+            "job": self.settings.job,
+            "task_id": f"{self.instance_id}-{state.pid}",  # one writer per series
         }
-        from google.api.metric_pb2 import MetricDescriptor
-
-        kinds, types = MetricDescriptor.MetricKind, MetricDescriptor.ValueType
-        out = []
-        for family in self.registry.collect():
-            if family.type == "histogram":
-                points = [
-                    (promql.metric_type(family.name), labels, {"distribution_value": value})
-                    for labels, value in _distributions(family.samples)
-                ]
-                kind, value_type, interval = kinds.CUMULATIVE, types.DISTRIBUTION, start
-            elif family.type in promql.QUERY_SUFFIXES:
-                exposed = promql.exposed_name(family.name, family.type)
-                points = [
-                    (promql.metric_type(s.name), s.labels, {"double_value": s.value})
-                    for s in family.samples
-                    if s.name == exposed and math.isfinite(s.value)
-                ]
-                cumulative = family.type == "counter"
-                kind = kinds.CUMULATIVE if cumulative else kinds.GAUGE
-                value_type, interval = types.DOUBLE, start if cumulative else None
-            else:
-                continue  # info, stateset, summary: none is defined in metrics.py
-            for metric_type, labels, value in points:
-                span = {"end_time": now, **({"start_time": interval} if interval else {})}
-                out.append(
-                    monitoring_v3.TimeSeries(
-                        metric={"type": metric_type, "labels": labels},
-                        resource=resource,
-                        metric_kind=kind,
-                        value_type=value_type,
-                        points=[{"interval": span, "value": value}],
-                    )
-                )
-        return out
-
-
-def _distributions(samples: Iterable[Sample]) -> Iterator[tuple[dict[str, str], dict]]:
-    """Per label set: a Cloud Monitoring Distribution from cumulative ``le`` buckets."""
-    groups: dict[tuple, dict[str, Any]] = {}
-    for s in samples:
-        labels = {k: v for k, v in s.labels.items() if k != "le"}
-        group = groups.setdefault(tuple(sorted(labels.items())), {"labels": labels, "le": {}})
-        if s.name.endswith("_bucket"):
-            group["le"][float(s.labels["le"])] = s.value
-        elif s.name.endswith("_sum"):
-            group["sum"] = s.value
-    for group in groups.values():
-        cumulative = sorted(group["le"].items())  # +Inf sorts last
-        bounds = [bound for bound, _ in cumulative if math.isfinite(bound)]
-        counts = [int(c - p) for (_, p), (_, c) in pairwise([(-math.inf, 0.0), *cumulative])]
-        total = int(cumulative[-1][1]) if cumulative else 0
-        yield (
-            group["labels"],
-            {
-                "count": total,
-                "mean": group.get("sum", 0.0) / total if total else 0.0,
-                "sum_of_squared_deviation": 0.0,  # not known from Prometheus buckets
-                "bucket_options": {"explicit_buckets": {"bounds": bounds}},
-                "bucket_counts": counts,
-            },
-        )
-
-
-def _timestamp(seconds: float) -> Any:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    whole = int(seconds)
-    return Timestamp(seconds=whole, nanos=int((seconds - whole) * 1e9))
+        resource = {"type": "generic_task", "labels": labels}
+        return timeseries.to_time_series(self.registry, resource, state.start, time.time())
 
 
 def _process_start_time() -> float:

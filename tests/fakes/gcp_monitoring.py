@@ -276,6 +276,8 @@ class FakeMonitoring:
 
         def delete(request, context) -> None:
             with self.lock:
+                if kind == "UptimeCheckConfig" and self._check_in_use(request.name):
+                    context.abort(grpc.StatusCode.FAILED_PRECONDITION, "check used by a policy")
                 if store.pop(request.name, None) is None:
                     context.abort(grpc.StatusCode.NOT_FOUND, request.name)
 
@@ -305,6 +307,14 @@ class FakeMonitoring:
             resource.mutation_record.mutated_by = "fake@example.com"
         if isinstance(resource, dash.Dashboard):
             resource.etag = f"etag-{self._new_id()}"
+
+    def _check_in_use(self, name: str) -> bool:
+        check_id = name.rsplit("/", 1)[-1]
+        return any(
+            f'check_id="{check_id}"' in condition.condition_threshold.filter
+            for policy in self.policies.values()
+            for condition in policy.conditions
+        )
 
     # --- validation the real API does ----------------------------------------------------
     def _check_policy(self, policy: mon.AlertPolicy, context) -> None:

@@ -74,14 +74,34 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _around_change(old: str, new: str, context: int = 12) -> tuple[str, str]:
+    """The differing middle of two long strings, with a little context on each side."""
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
+        end += 1
+    head = max(0, start - context)
+
+    def cut(text: str) -> str:
+        tail = len(text) - max(0, end - context)
+        return ("…" if head else "") + text[head:tail] + ("…" if tail < len(text) else "")
+
+    return cut(old), cut(new)
+
+
 def diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 12) -> list[str]:
     """Short ``path: old -> new`` lines between two nested dicts (at most ``limit`` lines)."""
     before, after = flatten(old), flatten(new)
-    lines = [
-        f"{path}: {_short(before.get(path, '(none)'))} -> {_short(after.get(path, '(none)'))}"
-        for path in sorted(set(before) | set(after))
-        if before.get(path, "(none)") != after.get(path, "(none)")
-    ]
+    lines = []
+    for path in sorted(set(before) | set(after)):
+        was, now = before.get(path, "(none)"), after.get(path, "(none)")
+        if was == now:
+            continue
+        if isinstance(was, str) and isinstance(now, str) and max(len(was), len(now)) > 60:
+            was, now = _around_change(was, now)
+        lines.append(f"{path}: {_short(was)} -> {_short(now)}")
     if len(lines) > limit:
         lines = [*lines[:limit], f"... and {len(lines) - limit} more"]
     return lines

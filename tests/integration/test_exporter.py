@@ -211,6 +211,7 @@ class FakeDown:
 def test_maybe_export_never_blocks_the_caller(fake_monitoring, exporter):
     fake_monitoring.delay = 1.0
     one = exporter(period_seconds=0.2)
+    ok = metrics.sample("titanic_metrics_exports_total", {"outcome": "ok"})
     one.maybe_export()
     assert fake_monitoring.calls["ListMetricDescriptors"] == 0  # not due yet
     time.sleep(0.25)
@@ -218,11 +219,28 @@ def test_maybe_export_never_blocks_the_caller(fake_monitoring, exporter):
     for _ in range(100):  # request activity while the slow export runs
         one.maybe_export()
     assert time.monotonic() - started < 0.1
-    deadline = time.monotonic() + 5
-    while fake_monitoring.calls["CreateTimeSeries"] < 1 and time.monotonic() < deadline:
+    while metrics.sample("titanic_metrics_exports_total", {"outcome": "ok"}) == ok:
+        assert time.monotonic() - started < 5
         time.sleep(0.05)
-    time.sleep(0.3)
     assert fake_monitoring.calls["CreateTimeSeries"] == 1  # one export at a time
+
+
+def test_forced_exports_are_never_lost(fake_monitoring, exporter, registry):
+    """A drift check forces an export; one forced while another runs follows it."""
+    fake_monitoring.min_point_interval, fake_monitoring.delay = 0, 0.5
+    one = exporter()
+    one.min_interval = 0
+    depth = registry._names_to_collectors["titanic_queue_depth"]
+    started = time.monotonic()
+    one.maybe_export(force=True)  # not due, but forced
+    depth.set(1)
+    one.maybe_export(force=True)  # arrives while the first export runs
+    assert time.monotonic() - started < 0.1
+    while len(fake_monitoring.time_series_calls) < 2:  # both stored
+        assert time.monotonic() - started < 5
+        time.sleep(0.05)
+    sent = series_of(fake_monitoring, CUSTOM + "titanic_queue_depth")
+    assert [s.points[0].value.double_value for s in sent] == [7.5, 1]
 
 
 def test_timer_exports_periodically_and_close_exports_once_more(fake_monitoring, exporter):

@@ -57,7 +57,16 @@ def to_policy(rule: Rule, settings: AlertingSettings, channels: Sequence[str] = 
     )
 
 
-def _policy(group, name, notes, severity, settings, channels, condition) -> Any:
+def _policy(
+    group: str,
+    name: str,
+    notes: dict[str, str],
+    severity: str,
+    settings: AlertingSettings,
+    channels: Sequence[str],
+    condition: dict[str, Any],
+) -> Any:
+    """The policy around one condition: documentation, managed label, severity, channels."""
     from google.cloud import monitoring_v3
 
     content = (

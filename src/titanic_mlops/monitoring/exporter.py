@@ -105,7 +105,11 @@ class MetricsExporter:
             ).start()
 
     def start(self) -> None:
-        """Also export from a timer thread (in each process that calls or inherits this)."""
+        """Also export from a timer thread, started in this process.
+
+        Threads do not survive a fork: a forked worker starts its own timer with its first
+        :meth:`maybe_export`. Call it where requests are served, not in a pre-fork master.
+        """
         if self.enabled:
             self._timer_wanted = True
             self._start_timer(self._process())

@@ -258,3 +258,22 @@ def quickstart(
     print(f"preprocess + train + evaluate + register: {elapsed:.1f} s")
     if serve:
         _serve(c, storage, port, banner=True)
+
+
+# --- Cloud Monitoring: alert policies and dashboard as code (monitoring/) -------------------
+
+
+@task(help={"project": "GCP project (default: $GOOGLE_CLOUD_PROJECT)", "dry_run": "print only"})
+def alerts_apply(c: Context, project: str = "", dry_run: bool = False) -> None:
+    """Apply configs/monitoring/alert_rules.yaml as alert policies, email channel, uptime check."""
+    from titanic_mlops.monitoring import alert_policies
+
+    alert_policies.main(project, dry_run)
+
+
+@task(help={"project": "GCP project (default: $GOOGLE_CLOUD_PROJECT)", "dry_run": "print only"})
+def dashboard_apply(c: Context, project: str = "", dry_run: bool = False) -> None:
+    """Create or update the Cloud Monitoring dashboard from configs/monitoring/dashboard.json."""
+    from titanic_mlops.monitoring import dashboard
+
+    dashboard.main(project, dry_run)

@@ -219,3 +219,16 @@ def load_torch_model(files: dict[str, bytes]):
     model = LogisticRegressionModel(state["linear.weight"].shape[1])
     model.load_state_dict(state)
     return model
+
+
+# --- Cloud Monitoring (in-process gRPC stand-in) ---------------------------------------
+
+
+@pytest.fixture
+def fake_monitoring() -> Iterator:
+    """Metric, alerting, uptime and dashboard services on a loopback gRPC server."""
+    from tests.fakes.gcp_monitoring import FakeMonitoring
+
+    fake = FakeMonitoring().start()
+    yield fake
+    fake.stop()

@@ -1,0 +1,1 @@
+"""In-process stand-ins for cloud services, reached through the real client libraries."""

@@ -22,6 +22,7 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 from titanic_mlops.monitoring import metrics
+from titanic_mlops.monitoring.exporter import MetricsExporter
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,14 @@ def request_metrics(route: str, method: str, status: int) -> _RequestMetrics:
 
 
 class HttpService:
-    """Routing, error replies and request metrics; subclasses fill :attr:`routes`."""
+    """Routing, error replies and request metrics; subclasses fill :attr:`routes`.
+
+    With an :attr:`exporter`, every request may start a due metrics export (in the
+    background): Cloud Run gives an instance CPU only while it serves requests.
+    """
 
     routes: dict[str, dict[str, Handler]]
+    exporter: MetricsExporter | None = None
 
     def route_label(self, path: str) -> str:
         """The bounded ``route`` label of a path: known routes, ``/assets`` or ``other``."""
@@ -206,6 +212,8 @@ class HttpService:
         request_metrics(self.route_label(path), method, reply.status).observe(
             time.perf_counter() - start
         )
+        if self.exporter is not None:
+            self.exporter.maybe_export()
         return reply
 
     async def _dispatch(self, call: Call, path: str) -> Reply:

@@ -42,6 +42,7 @@ from titanic_mlops.api.http import (
 )
 from titanic_mlops.bundle import Bundle
 from titanic_mlops.monitoring import metrics
+from titanic_mlops.monitoring.exporter import MetricsExporter
 from titanic_mlops.per_process import PerProcess
 from titanic_mlops.prediction_log import PredictionLog
 from titanic_mlops.predictor import Predictor
@@ -147,6 +148,8 @@ class PredictionService(HttpService):
         )
         self.started = time.monotonic()
         self.instance = f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
+        # Series are per instance and worker pid (task_id); a no-op unless enabled.
+        self.exporter = MetricsExporter(settings.metrics_export, metrics.REGISTRY, self.instance)
         self._model: _Model | None = None
         self._model_error = "not loaded yet"
         self._next_attempt = 0.0
@@ -213,10 +216,14 @@ class PredictionService(HttpService):
         return self._log.get()
 
     def close(self) -> None:
-        """Flush this process's prediction log (atexit: workers end in sys.exit on SIGTERM)."""
+        """Flush this process's prediction log, then push its metrics a last time.
+
+        Runs at exit (workers end in sys.exit on SIGTERM, see ``api/asgi.py``).
+        """
         found = self._log.current()
         if found is not None:
             found.close()
+        self.exporter.close()
 
     # --- routes ----------------------------------------------------------------------
     async def predict(self, call: Call) -> Reply:

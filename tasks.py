@@ -30,7 +30,7 @@ def _overrides(text: str) -> str:
 
 @task
 def preprocess_data(c: Context) -> None:
-    """Validate the raw CSV, split it and write data/processed + data/reference."""
+    """Validate the raw CSV, split it and write data/processed (tensors, raw-unit splits)."""
     c.run(f"{PY} -m titanic_mlops.data", pty=False)
 
 

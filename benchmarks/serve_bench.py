@@ -194,7 +194,7 @@ def zero_loss_check(
     storage_uri: str, n: int = 5000, clients: int = 32, extra_env: dict[str, str] | None = None
 ) -> dict:
     """N predictions, graceful SIGTERM, then compare the prediction log with what was sent."""
-    from titanic_mlops.prediction_log import read_latest
+    from titanic_mlops.predictions import read_latest
     from titanic_mlops.storage import open_storage
 
     env = {

@@ -38,8 +38,9 @@ def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from titanic_mlops import data
 
     base = tmp_path_factory.mktemp("data")
-    dirs = {"processed": base / "processed", "reference": base / "reference" / "ref.csv"}
-    data.preprocess(data.RAW_CSV, dirs["processed"], dirs["reference"])
+    dirs = {"processed": base / "processed"}
+    data.preprocess(data.RAW_CSV, dirs["processed"])
+    dirs["train_raw"] = dirs["processed"] / data.TRAIN_RAW
     return dirs
 
 
@@ -55,7 +56,6 @@ def compose_cfg(data_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     def _compose(*overrides: str):
         base = [
             f"data.processed_dir={data_dirs['processed']}",
-            f"data.reference={data_dirs['reference']}",
             f"registry.storage_uri={default_storage}",
             "wandb.mode=disabled",
         ]

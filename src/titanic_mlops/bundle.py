@@ -17,14 +17,25 @@ MODEL_ONNX = "model.onnx"
 MODEL_STATE = "model.pt"
 PREPROCESSING = "preprocessing.json"
 METRICS = "metrics.json"
+REFERENCE = "reference.csv"  # the drift reference: training split, labels, model probabilities
 MANIFEST = "manifest.json"
-# Every bundle carries these; the manifest lists their sha256.
-BUNDLE_FILES: tuple[str, ...] = (MODEL_ONNX, MODEL_STATE, PREPROCESSING, METRICS)
-MANIFEST_FORMAT = 1
+# Every bundle of the current format carries these; the manifest lists their sha256.
+BUNDLE_FILES: tuple[str, ...] = (MODEL_ONNX, MODEL_STATE, PREPROCESSING, METRICS, REFERENCE)
+MANIFEST_FORMAT = 2
+# What each manifest format requires: format 1 (before drift references) still loads for
+# serving; only a drift check needs format 2.
+REQUIRED_FILES: dict[int, tuple[str, ...]] = {
+    1: (MODEL_ONNX, MODEL_STATE, PREPROCESSING, METRICS),
+    2: BUNDLE_FILES,
+}
 
 
 class BundleIntegrityError(ValueError):
     """A bundle is incomplete or a file does not match the sha256 in its manifest."""
+
+
+class NoDriftReference(LookupError):
+    """The bundle predates drift references (manifest format 1): retrain to check drift."""
 
 
 def sha256(data: bytes) -> str:
@@ -72,6 +83,21 @@ class Bundle:
     def metrics(self) -> dict[str, Any]:
         return json.loads(self.files[METRICS])
 
+    @property
+    def format(self) -> int:
+        return int(self.manifest.get("format", 1))
+
+    @property
+    def reference(self) -> bytes:
+        """The sealed drift reference CSV; :class:`NoDriftReference` for an old bundle."""
+        if REFERENCE not in self.files:
+            raise NoDriftReference(
+                f"model version {self.version} has no drift reference (manifest format "
+                f"{self.format}, registered before references were sealed in bundles): "
+                "retrain and register a new version to check drift against it"
+            )
+        return self.files[REFERENCE]
+
 
 def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
     """Parse a manifest and check its shape."""
@@ -82,7 +108,13 @@ def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
     listed = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(listed, dict):
         raise BundleIntegrityError(f"{where}: manifest has no 'files' table")
-    missing = [n for n in BUNDLE_FILES if n not in listed]
+    required = REQUIRED_FILES.get(manifest.get("format", 1))
+    if required is None:
+        raise BundleIntegrityError(
+            f"{where}: manifest format {manifest.get('format')!r} is not one this code reads "
+            f"({', '.join(map(str, REQUIRED_FILES))})"
+        )
+    missing = [n for n in required if n not in listed]
     if missing:
         raise BundleIntegrityError(f"{where}: manifest does not list {', '.join(missing)}")
     return manifest

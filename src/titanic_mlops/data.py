@@ -1,4 +1,4 @@
-"""Raw CSV → validated records → stratified split → tensors, drift reference, preprocessing.
+"""Raw CSV → validated records → stratified split → tensors, raw-unit splits, preprocessing.
 
 I/O lives in :func:`preprocess` and :func:`titanic_dataset`; everything else is pure.
 """
@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RAW_CSV = PROJECT_ROOT / "data" / "raw" / "Titanic-Dataset.csv"
 PROCESSED_DIR = PROJECT_ROOT / "data" / "processed"
-REFERENCE_CSV = PROJECT_ROOT / "data" / "reference" / "titanic_features_reference.csv"
-
-# Column names written to the reference CSV: the 7 features plus the label.
-REFERENCE_COLUMNS = [*schema.FEATURES, schema.TARGET]
+# The splits in raw units (the 7 features as a client sends them, plus the label): the
+# training split feeds cross-validation and, with the model's probabilities, becomes the
+# drift reference sealed in each bundle; the held-out split scores registered bundles.
+TRAIN_RAW = "train_raw.csv"
+TEST_RAW = "test_raw.csv"
+PROBABILITY = "probability"  # the model's probability column of a bundle's reference.csv
 
 
 class RawDataError(ValueError):
@@ -122,10 +124,18 @@ def to_tensors(
     }
 
 
-def records_csv(records: list[Mapping[str, Any]], y: np.ndarray) -> bytes:
-    """Raw-unit records and labels as CSV bytes in schema column order (drift reference)."""
+def records_csv(
+    records: list[Mapping[str, Any]], y: np.ndarray, probability: np.ndarray | None = None
+) -> bytes:
+    """Raw-unit records and labels (and the model's probabilities) as CSV bytes.
+
+    Columns: the 7 features in schema order (missing values left empty), the label, and
+    ``probability`` when given: with it, this is a bundle's drift reference.
+    """
     frame = pd.DataFrame.from_records(list(records), columns=list(schema.FEATURES))
     frame[schema.TARGET] = y
+    if probability is not None:
+        frame[PROBABILITY] = np.asarray(probability, dtype=np.float64)
     return frame.to_csv(index=False, lineterminator="\n").encode()
 
 
@@ -144,7 +154,6 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 def preprocess(
     raw_path: Path | str = RAW_CSV,
     processed_dir: Path | str = PROCESSED_DIR,
-    reference_csv: Path | str = REFERENCE_CSV,
     test_size: float = 0.2,
     seed: int = 42,
 ) -> schema.Preprocessing:
@@ -163,10 +172,11 @@ def preprocess(
         processed / "test.pt", _tensor_bytes(to_tensors(parts.test, parts.test_y, prep))
     )
     _write_if_changed(processed / "preprocessing.json", prep.to_json().encode())
-    # The test split in raw units too: evaluation of a registered bundle re-encodes it with
-    # the bundle's own preprocessing, exactly as serving would.
-    _write_if_changed(processed / "test_raw.csv", records_csv(parts.test, parts.test_y))
-    _write_if_changed(Path(reference_csv), records_csv(parts.train, parts.train_y))
+    # Both splits in raw units too: evaluation of a registered bundle re-encodes the test
+    # split with the bundle's own preprocessing, exactly as serving would; cross-validation
+    # refits preprocessing inside each fold from the training split's raw rows.
+    _write_if_changed(processed / TEST_RAW, records_csv(parts.test, parts.test_y))
+    _write_if_changed(processed / TRAIN_RAW, records_csv(parts.train, parts.train_y))
     log.info(
         "preprocessed %d rows: train=%d test=%d, survival rate train=%.3f test=%.3f",
         len(records),

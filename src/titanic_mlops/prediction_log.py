@@ -1,6 +1,7 @@
-"""The prediction log: what the service saw and answered, as sharded JSONL objects.
+"""The prediction log's writer: what the service saw and answered, as sharded JSONL objects.
 
-Each serving process buffers records and writes them as *new* objects (create-only)::
+Each serving process buffers records (defined in ``predictions.py``, with their object
+names and the reader) and writes them as *new* objects (create-only)::
 
     predictions/dt=YYYY-MM-DD/HH/<utc-ts>-<instance>-<seq>.jsonl
 
@@ -24,26 +25,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from titanic_mlops.monitoring import metrics
+from titanic_mlops.predictions import PredictionRecord, object_key
 from titanic_mlops.settings import PredictionLogSettings
 from titanic_mlops.storage import PreconditionFailed, Storage
 
 log = logging.getLogger(__name__)
 
-PREFIX = "predictions/"
-
-
-def object_key(at: datetime, instance: str, seq: int) -> str:
-    """Partitioned, time-sortable, per-instance-unique object name for one flush."""
-    return (
-        f"{PREFIX}dt={at:%Y-%m-%d}/{at:%H}/"
-        f"{at:%Y%m%dT%H%M%S}.{at.microsecond:06d}Z-{instance}-{seq:08d}.jsonl"
-    )
-
-
+_WRITE_LATENCY = metrics.STORAGE_WRITE_LATENCY.labels("prediction_log")
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # reused: json.dumps(...) builds one per call
 
 
-def encode_record(record: dict[str, Any]) -> str:
+def encode_record(record: PredictionRecord | dict[str, Any]) -> str:
     """One compact JSON Lines line."""
     return _ENCODER.encode(record) + "\n"
 
@@ -83,7 +75,7 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
 
     # --- producer side ---------------------------------------------------------------
-    def append(self, records: list[dict[str, Any]]) -> None:
+    def append(self, records: list[PredictionRecord]) -> None:
         """Buffer records (never blocks on storage)."""
         if self._closed.is_set():  # after shutdown: nothing would ever write them
             metrics.LOG_RECORDS_DROPPED.inc(len(records))
@@ -158,6 +150,7 @@ class PredictionLog:
                         metrics.LOG_BUFFERED.set(len(self._buffer))
                         return True
                     batch = self._in_flight = self._pending[0]
+                started = time.perf_counter()
                 try:
                     self.storage.create(batch.key, batch.payload)
                 except PreconditionFailed:
@@ -168,6 +161,7 @@ class PredictionLog:
                     log.warning("prediction log write of %d records failed: %s", batch.count, exc)
                     return False
                 finally:
+                    _WRITE_LATENCY.observe(time.perf_counter() - started)
                     with self._lock:
                         self._in_flight = None
                 with self._lock:
@@ -221,31 +215,3 @@ class PredictionLog:
                 return False
             time.sleep(self.settings.retry_seconds)
         return True
-
-
-# --- reading ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LogSlice:
-    """The newest records (oldest first) and how many objects were opened to get them."""
-
-    records: list[dict[str, Any]]
-    objects_read: int
-
-
-def read_latest(storage: Storage, n: int) -> LogSlice:
-    """The newest ``n`` records, walking days and hours newest-first and stopping early."""
-    if n < 1:
-        raise ValueError("n must be >= 1")
-    newest_first: list[dict[str, Any]] = []
-    opened = 0
-    for day in reversed(storage.list_children(PREFIX)):
-        for hour in reversed(storage.list_children(day)):
-            for key in reversed(storage.list(hour)):
-                if not key.endswith(".jsonl"):
-                    continue
-                lines = storage.read(key).decode().splitlines()
-                opened += 1
-                newest_first.extend(json.loads(line) for line in reversed(lines) if line)
-                if len(newest_first) >= n:
-                    return LogSlice(list(reversed(newest_first[:n])), opened)
-    return LogSlice(list(reversed(newest_first)), opened)

@@ -195,13 +195,7 @@ def run(cfg: DictConfig) -> TrainResult:
     processed = project_path(cfg.data.processed_dir)
     if not (processed / "train.pt").exists():
         log.info("no processed data at %s: preprocessing first", processed)
-        data.preprocess(
-            project_path(cfg.data.raw),
-            processed,
-            project_path(cfg.data.reference),
-            cfg.data.test_size,
-            cfg.seed,
-        )
+        data.preprocess(project_path(cfg.data.raw), processed, cfg.data.test_size, cfg.seed)
     train_set = data.titanic_dataset("train", processed)
     test_set = data.titanic_dataset("test", processed)
     prep = data.load_preprocessing(processed)
@@ -231,8 +225,11 @@ def run(cfg: DictConfig) -> TrainResult:
         "n_train": len(train_set),
         "n_test": len(test_set),
     }
-    ref_records, ref_y = data.read_records_csv(project_path(cfg.data.reference))
-    metrics["cv"] = {"folds": cfg.evaluation.cv_folds, **cross_validate(ref_records, ref_y, cfg)}
+    train_records, train_y = data.read_records_csv(processed / data.TRAIN_RAW)
+    metrics["cv"] = {
+        "folds": cfg.evaluation.cv_folds,
+        **cross_validate(train_records, train_y, cfg),
+    }
     log.info("metrics: %s", metrics)
 
     files = {
@@ -240,6 +237,11 @@ def run(cfg: DictConfig) -> TrainResult:
         bundle.MODEL_STATE: state_dict_bytes(model),
         bundle.PREPROCESSING: prep.to_json().encode(),
         bundle.METRICS: bundle.dumps(metrics),
+        # the drift reference of this version: the rows it was trained on, as clients would
+        # send them, their labels and this model's probabilities
+        bundle.REFERENCE: data.records_csv(
+            train_records, train_y, model.predict_proba(x_train).numpy()
+        ),
     }
     result = TrainResult(metrics=metrics, files=files, history=history)
     if cfg.registry.register:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT, load_torch_model, register_production
 from titanic_mlops import data
-from titanic_mlops.prediction_log import read_latest
+from titanic_mlops.predictions import read_latest
 from titanic_mlops.storage import open_storage
 
 pytestmark = pytest.mark.integration

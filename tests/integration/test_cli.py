@@ -29,7 +29,6 @@ def run(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess
 def data_overrides(data_dirs) -> list[str]:
     return [
         f"data.processed_dir={data_dirs['processed']}",
-        f"data.reference={data_dirs['reference']}",
     ]
 
 

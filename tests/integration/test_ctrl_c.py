@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT
 from titanic_mlops.api.local_server import check_port_free, free_port, wait_http
-from titanic_mlops.prediction_log import read_latest
+from titanic_mlops.predictions import read_latest
 from titanic_mlops.storage import open_storage
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from titanic_mlops import prediction_log
+from titanic_mlops import predictions
 from titanic_mlops.monitoring import metrics
 
 JACK = {
@@ -227,7 +227,7 @@ def test_predictions_are_logged(make_client):
     deadline = time.monotonic() + 5
     while service.prediction_log().buffered() and time.monotonic() < deadline:
         time.sleep(0.05)  # flushed by age (0.2 s)
-    records = prediction_log.read_latest(service.storage, 10).records
+    records = predictions.read_latest(service.storage, 10).records
     assert [r["request_id"] for r in records] == [*ids, batch, batch]
     assert [r["index"] for r in records] == [0, 0, 0, 0, 1]
     first = records[0]
@@ -235,6 +235,16 @@ def test_predictions_are_logged(make_client):
     assert first["model_version"] == 1 and first["prediction"] == 0
     assert 0 < first["probability"] < 1 and first["latency_ms"] > 0
     assert json.loads(json.dumps(first)) == first
+    assert {r["source"] for r in records} == {"live"}
+
+
+def test_clients_declare_synthetic_traffic_in_a_header(make_client):
+    client, service = make_client()
+    rid = client.post("/", json=JACK, headers={"X-Traffic-Source": "locust"}).json()["request_id"]
+    service.prediction_log().flush()
+    (record,) = [r for r in predictions.read_latest(service.storage, 10).records
+                 if r["request_id"] == rid]  # fmt: skip
+    assert record["source"] == "locust"
 
 
 def test_logging_can_be_switched_off(make_client):

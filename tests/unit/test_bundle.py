@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import load_torch_model
-from titanic_mlops import bundle, data
+from titanic_mlops import bundle, data, schema
 from titanic_mlops.predictor import Predictor
 
 
@@ -118,3 +118,41 @@ def test_a_non_linear_graph_runs_in_onnxruntime(sealed, tmp_path):
     x = np.random.default_rng(1).normal(size=(5, 11)).astype(np.float32)
     expected = mlp(torch.from_numpy(x)).detach().numpy().reshape(-1)
     np.testing.assert_allclose(predictor.predict_encoded(x), expected, atol=1e-6)
+
+
+def test_the_bundle_seals_its_drift_reference(trained, sealed, data_dirs):
+    import io
+
+    import pandas as pd
+
+    ref = pd.read_csv(io.BytesIO(sealed.reference))
+    assert list(ref.columns) == [*schema.FEATURES, schema.TARGET, data.PROBABILITY]
+    train = pd.read_csv(data_dirs["train_raw"])
+    assert len(ref) == len(train) == 712
+    pd.testing.assert_frame_equal(ref[list(train.columns)], train)  # raw units, NaNs kept
+    # the probabilities are the model's own, as served (ONNX) for the same raw rows
+    records, _ = data.read_records_csv(data_dirs["train_raw"])
+    served = Predictor(sealed, backend="onnxruntime").predict_proba(records)
+    assert np.max(np.abs(ref[data.PROBABILITY].to_numpy() - served)) <= 1e-5
+    assert sealed.manifest["format"] == bundle.MANIFEST_FORMAT == 2
+    assert sealed.manifest["files"][bundle.REFERENCE] == bundle.sha256(sealed.reference)
+
+
+def test_an_old_format_bundle_still_serves_but_has_no_drift_reference(trained):
+    old_files = {k: v for k, v in trained.files.items() if k != bundle.REFERENCE}
+    manifest = {**bundle.make_manifest(trained.files, version=4), "format": 1}
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if k != bundle.REFERENCE}
+    parsed = bundle.parse_manifest(json.dumps(manifest).encode(), "v4")
+    old = bundle.verify(parsed, old_files, "v4")
+    assert Predictor(old).predict_proba([{"pclass": 1, "sex": "female"}]).shape == (1,)
+    with pytest.raises(bundle.NoDriftReference, match="version 4 .* retrain"):
+        _ = old.reference
+
+
+def test_a_current_format_manifest_must_list_the_reference(trained):
+    manifest = bundle.make_manifest(trained.files, version=2)
+    del manifest["files"][bundle.REFERENCE]
+    with pytest.raises(bundle.BundleIntegrityError, match="does not list reference.csv"):
+        bundle.parse_manifest(json.dumps(manifest).encode(), "v2")
+    with pytest.raises(bundle.BundleIntegrityError, match="format 9"):
+        bundle.parse_manifest(json.dumps({**manifest, "format": 9}).encode(), "v2")

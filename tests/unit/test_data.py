@@ -33,7 +33,7 @@ def test_split_is_stratified(data_dirs):
 
 def test_imputation_uses_training_statistics_only(data_dirs):
     prep = data.load_preprocessing(data_dirs["processed"])
-    train_records, _ = data.read_records_csv(data_dirs["reference"])
+    train_records, _ = data.read_records_csv(data_dirs["train_raw"])
     test_records, _ = data.read_records_csv(data_dirs["processed"] / "test_raw.csv")
     ages = lambda rs: [r["age"] for r in rs if r["age"] is not None]  # noqa: E731
     assert prep.impute["age"] == statistics.median(ages(train_records))
@@ -44,24 +44,20 @@ def test_imputation_uses_training_statistics_only(data_dirs):
 
 
 def test_preprocessing_twice_is_byte_identical(tmp_path, data_dirs):
-    second = {"processed": tmp_path / "p", "reference": tmp_path / "ref.csv"}
-    data.preprocess(data.RAW_CSV, second["processed"], second["reference"])
-    for name in ("train.pt", "test.pt", "preprocessing.json", "test_raw.csv"):
-        assert (second["processed"] / name).read_bytes() == (
-            data_dirs["processed"] / name
-        ).read_bytes()
-    assert second["reference"].read_bytes() == data_dirs["reference"].read_bytes()
+    data.preprocess(data.RAW_CSV, tmp_path / "p")
+    for name in ("train.pt", "test.pt", "preprocessing.json", "test_raw.csv", "train_raw.csv"):
+        assert (tmp_path / "p" / name).read_bytes() == (data_dirs["processed"] / name).read_bytes()
 
 
 def test_a_different_seed_gives_a_different_split(tmp_path, data_dirs):
-    data.preprocess(data.RAW_CSV, tmp_path / "p", tmp_path / "ref.csv", seed=7)
-    assert (tmp_path / "ref.csv").read_bytes() != data_dirs["reference"].read_bytes()
+    data.preprocess(data.RAW_CSV, tmp_path / "p", seed=7)
+    assert (tmp_path / "p" / "train_raw.csv").read_bytes() != data_dirs["train_raw"].read_bytes()
 
 
-def test_reference_holds_raw_unit_features(data_dirs):
+def test_train_split_holds_raw_unit_features(data_dirs):
     import pandas as pd
 
-    ref = pd.read_csv(data_dirs["reference"])
+    ref = pd.read_csv(data_dirs["train_raw"])
     assert list(ref.columns) == [*schema.FEATURES, schema.TARGET]
     assert len(ref) == 712
     assert set(ref["sex"]) == {"male", "female"}

@@ -1,4 +1,4 @@
-"""Prediction log: flush triggers, bounded buffer, idempotent retries, newest-N reader.
+"""Prediction log writer: flush triggers, bounded buffer, idempotent retries; read back.
 
 Storage faults are injected by wrapping the real LocalStorage (`FlakyStorage`): nothing
 else here can make a bucket fail on demand. The real GCS path is covered in
@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from titanic_mlops import prediction_log
 from titanic_mlops.monitoring import metrics
-from titanic_mlops.prediction_log import PredictionLog, object_key, read_latest
+from titanic_mlops.prediction_log import PredictionLog
+from titanic_mlops.predictions import LogSlice, read_latest
 from titanic_mlops.settings import PredictionLogSettings
 from titanic_mlops.storage import LocalStorage, StorageError
 
@@ -66,13 +66,6 @@ def wait_until(predicate, timeout=5.0):
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
-
-
-def test_object_key_layout():
-    at = datetime(2026, 11, 29, 7, 5, 3, 42, tzinfo=UTC)
-    assert object_key(at, "host-ab12-7", 3) == (
-        "predictions/dt=2026-11-29/07/20261129T070503.000042Z-host-ab12-7-00000003.jsonl"
-    )
 
 
 def test_flush_by_count(tmp_path):
@@ -206,7 +199,7 @@ def test_read_latest_opens_only_the_objects_it_needs(tmp_path):
 
 
 def test_read_latest_on_empty_storage(tmp_path):
-    assert read_latest(LocalStorage(tmp_path), 5) == prediction_log.LogSlice([], 0)
+    assert read_latest(LocalStorage(tmp_path), 5) == LogSlice([], 0)
 
 
 class SlowStorage(LocalStorage):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from titanic_mlops import schema
+from titanic_mlops import predictions, schema
 from titanic_mlops.api import openapi
 from titanic_mlops.api.http import (
     ASSETS,
@@ -242,33 +242,28 @@ class PredictionService(HttpService):
         t0 = time.perf_counter()
         probabilities = predictor.predict_proba(records).tolist()
         metrics.INFERENCE_LATENCY.observe(time.perf_counter() - t0)
-        predictions = [
-            {"survived": int(p >= schema.DECISION_THRESHOLD), "probability": p}
-            for p in probabilities
-        ]
-        for p in predictions:
-            PREDICTED[p["survived"]].inc()
+        classes = [int(p >= schema.DECISION_THRESHOLD) for p in probabilities]
+        for c in classes:
+            PREDICTED[c].inc()
         if self.settings.prediction_log.enabled:
-            now = datetime.now(UTC).isoformat(timespec="microseconds")
-            latency_ms = round((time.perf_counter() - start) * 1000, 3)
             self.prediction_log().append(
-                [
-                    {
-                        "request_id": call.request_id,
-                        "index": i,
-                        "timestamp": now,
-                        "model_version": model.version,
-                        "features": items_raw,
-                        "prediction": p["survived"],
-                        "probability": p["probability"],
-                        "latency_ms": latency_ms,
-                    }
-                    for i, (items_raw, p) in enumerate(zip(records, predictions, strict=True))
-                ]
+                predictions.build(
+                    request_id=call.request_id,
+                    timestamp=datetime.now(UTC).isoformat(timespec="microseconds"),
+                    model_version=model.version,
+                    source=predictions.source_of(call.headers.get(predictions.SOURCE_HEADER)),
+                    features=records,
+                    probabilities=probabilities,
+                    predictions=classes,
+                    latency_ms=round((time.perf_counter() - start) * 1000, 3),
+                )
             )
         return json_reply(
             {
-                "predictions": predictions,
+                "predictions": [
+                    {"survived": c, "probability": p}
+                    for c, p in zip(classes, probabilities, strict=True)
+                ],
                 "model_version": model.version,
                 "request_id": call.request_id,
             }

@@ -162,18 +162,31 @@ def load_test(
     host: str = "",
     users: int = 20,
     spawn_rate: int = 10,
-    run_time: str = "30s",
+    run_time: str = "10s",
     csv: str = "reports/locust/run",
     storage: str = DEFAULT_STORAGE,
 ) -> None:
-    """Headless locust run (single, batch and health requests) with CSV output."""
+    """Headless locust run (single, batch and health requests) with CSV output.
 
-    from titanic_mlops.api.local_server import LocalServer
+    Without --host it serves a copy of the registry in a temporary folder: the synthetic
+    prediction log stays out of the one drift checks read (its records also say
+    source=locust).
+    """
+    import tempfile
+
+    from titanic_mlops.api.local_server import LocalServer, copy_registry
 
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     server = None
+    scratch = tempfile.TemporaryDirectory(prefix="titanic-load-test-")
     if not host:
-        server = LocalServer(_serve_env(storage)).wait()
+        uri = storage
+        if not storage.startswith("gs://"):
+            try:
+                uri = copy_registry(Path(storage), Path(scratch.name))
+            except FileNotFoundError as exc:
+                raise SystemExit(str(exc)) from None
+        server = LocalServer(_serve_env(uri)).wait()
         host = server.url
     try:
         c.run(
@@ -185,6 +198,7 @@ def load_test(
     finally:
         if server is not None:
             server.stop()
+        scratch.cleanup()
     print(f"CSV written to {csv}_stats.csv, {csv}_failures.csv, {csv}_stats_history.csv")
 
 

@@ -36,11 +36,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from titanic_mlops.api.local_server import API_SOURCE, LocalServer
+from titanic_mlops.api.local_server import API_SOURCE, LocalServer, copy_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 NOOP_SOURCE = ROOT / "benchmarks" / "noop_function.py"
 DEFAULT_STACK_SOURCE = ROOT / "benchmarks" / "default_stack_service.py"
+HEADERS = {"Content-Type": "application/json", "X-Traffic-Source": "benchmark"}
 ONE_ROW = {
     "pclass": 3,
     "sex": "male",
@@ -61,7 +62,7 @@ class Server(LocalServer):
     def post(self, body: dict, timeout: float = 10) -> tuple[int, dict]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
-            conn.request("POST", "/", json.dumps(body), {"Content-Type": "application/json"})
+            conn.request("POST", "/", json.dumps(body), HEADERS)
             response = conn.getresponse()
             return response.status, json.loads(response.read() or b"{}")
         finally:
@@ -95,6 +96,7 @@ def wrk(url: str, body: dict, duration: int, connections: int, threads: int) -> 
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            'wrk.headers["X-Traffic-Source"] = "benchmark"\n'
             f"wrk.body = {json.dumps(json.dumps(body))}\n"
         )
     out = subprocess.run(
@@ -141,7 +143,7 @@ def python_load(server: Server, body: dict, duration: float, clients: int) -> di
         mine = []
         while time.monotonic() < stop_at:
             t0 = time.perf_counter()
-            conn.request("POST", "/", payload, {"Content-Type": "application/json"})
+            conn.request("POST", "/", payload, HEADERS)
             response = conn.getresponse()
             response.read()
             mine.append(time.perf_counter() - t0)
@@ -174,7 +176,7 @@ def fire(server: Server, n: int, clients: int) -> list[str]:
         conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
         mine = []
         for _ in iter(lambda: next(counter, None), None):
-            conn.request("POST", "/", payload, {"Content-Type": "application/json"})
+            conn.request("POST", "/", payload, HEADERS)
             response = conn.getresponse()
             body = response.read()
             if response.status != 200:
@@ -264,14 +266,6 @@ def measure(
         return python_load(server, ONE_ROW, args.duration, args.connections)
     finally:
         server.stop()
-
-
-def copy_registry(storage: Path, into: Path) -> str:
-    src = storage / "registry"
-    if not src.is_dir():
-        raise SystemExit(f"no registry under {storage}: run `uv run invoke quickstart --no-serve`")
-    shutil.copytree(src, into / "registry")
-    return str(into)
 
 
 def main() -> None:

@@ -38,4 +38,6 @@ def test_invoke_load_test_writes_csv_without_failures(tmp_path, bucket):
         rows = {row["Name"]: row for row in csv.DictReader(fh)}
     assert set(rows) >= {"predict single", "predict batch of 32", "health", "Aggregated"}
     assert int(rows["Aggregated"]["Request Count"]) > 50
+    # the synthetic traffic was logged in a scratch copy, not in the served storage
+    assert not (bucket / "predictions").exists()
     assert int(rows["Aggregated"]["Failure Count"]) == 0

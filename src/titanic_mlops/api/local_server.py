@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +45,21 @@ def command(
     exe = executable or str(Path(sys.executable).parent / "functions-framework")
     cmd = [exe, "--target", target, "--source", str(source), "--host", HOST, "--port", str(port)]
     return [*cmd, "--asgi"] if asgi else cmd
+
+
+def copy_registry(storage: Path, into: Path) -> str:
+    """Copy the registry of a local storage folder into ``into``; return ``into`` as a URI.
+
+    Load tests and benchmarks serve from such a copy, so that their synthetic prediction
+    log never lands in the log that drift checks read.
+    """
+    src = Path(storage) / "registry"
+    if not src.is_dir():
+        raise FileNotFoundError(
+            f"no registry under {storage}: run `uv run invoke quickstart --no-serve` first"
+        )
+    shutil.copytree(src, Path(into) / "registry")
+    return str(into)
 
 
 class PortInUse(OSError):

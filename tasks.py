@@ -241,3 +241,46 @@ def quickstart(
     print(f"preprocess + train + evaluate + register: {elapsed:.1f} s")
     if serve:
         _serve(c, storage, port, banner=True)
+
+
+# ======================================================================================
+# Delivery (issue 9): validation gate, Vertex AI training, Cloud Run deploy, GCP setup.
+# The logic lives in src/titanic_mlops/validation.py and src/titanic_mlops/delivery/;
+# these tasks only read options, print, and run what they print.
+# ======================================================================================
+
+
+@task(
+    help={
+        "ref": "version number, alias or 'latest'",
+        "storage": "registry storage URI",
+        "promote_to": "move this alias to the version if (and only if) it is accepted",
+        "overrides": 'Hydra overrides of configs/validation.yaml, e.g. "min_accuracy=0.8"',
+    }
+)
+def validate(
+    c: Context,
+    ref: str = "staging",
+    storage: str = DEFAULT_STORAGE,
+    promote_to: str = "",
+    overrides: str = "",
+) -> None:
+    """Model validation gate: hashes, ONNX = torch, floors, vs production, latency."""
+    from titanic_mlops.registry import Registry
+    from titanic_mlops.storage import open_storage
+    from titanic_mlops.validation import load_policy
+    from titanic_mlops.validation import validate as run_gate
+
+    registry = Registry(open_storage(storage), MODEL_NAME)
+    report = run_gate(registry, ref, load_policy(shlex.split(overrides)))
+    for check in report.checks:
+        print(check)
+    if not report.accepted:
+        print(f"REJECTED {MODEL_NAME} {ref} (version {report.version}):", file=sys.stderr)
+        for reason in report.reasons:
+            print(f"  {reason}", file=sys.stderr)
+        raise SystemExit(1)
+    print(f"ACCEPTED {MODEL_NAME} {ref} (version {report.version})")
+    if promote_to:
+        previous = registry.set_alias(promote_to, report.version)
+        print(f"{MODEL_NAME}:{promote_to} -> version {report.version} (was {previous})")

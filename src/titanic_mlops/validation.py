@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -105,6 +106,18 @@ class Report:
     def add(self, name: str, passed: bool, detail: str) -> bool:
         self.checks.append(Check(name, bool(passed), detail))
         return bool(passed)
+
+    def show(self) -> bool:
+        """Every check on stdout; if rejected, a header and one line per reason on stderr."""
+        for check in self.checks:
+            print(check)
+        if self.accepted:
+            print(f"ACCEPTED {self.model} {self.ref} (version {self.version})")
+            return True
+        print(f"REJECTED {self.model} {self.ref} (version {self.version}):", file=sys.stderr)
+        for reason in self.reasons:
+            print(f"  {reason}", file=sys.stderr)
+        return False
 
 
 def torch_probabilities(files: dict[str, bytes], x: np.ndarray) -> np.ndarray:

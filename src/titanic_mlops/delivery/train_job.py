@@ -56,6 +56,9 @@ def wandb_key_from_secret(env: dict[str, str] | os._Environ = os.environ, **kwar
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alias", required=True, help="alias to move if the gate accepts")
+    parser.add_argument(
+        "--gate", default="", help='overrides of configs/validation.yaml, e.g. "min_accuracy=0.8"'
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for training")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -76,7 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     uri = train.storage_uri(cfg.registry.storage_uri)
     registry = Registry(open_storage(uri), cfg.registry.model_name)
-    if not validate(registry, result.version, load_policy()).show():
+    # the gate scores the held-out rows of the very split this run trained on
+    held_out = train.project_path(cfg.data.processed_dir) / "test_raw.csv"
+    policy = load_policy([f"held_out={held_out}", *args.gate.split()])
+    if not validate(registry, result.version, policy).show():
         print(f"version {result.version} stays without alias", file=sys.stderr)
         return 1
     previous = registry.set_alias(args.alias, result.version)

@@ -66,8 +66,9 @@ def evaluate(c: Context, ref: str = "production", storage: str = DEFAULT_STORAGE
     help={
         "version": "version to promote",
         "alias": "alias to move (production, staging)",
+        "gate": "run the validation gate first; a rejected version is not promoted",
         "notify": "then send the repository_dispatch that model-registry.yaml waits for "
-        "(needs GITHUB_TOKEN; see `invoke deploy`)",
+        "(needs GITHUB_TOKEN): it rolls Cloud Run for production",
         "repo": "GitHub OWNER/NAME for --notify (default: $GITHUB_REPOSITORY or origin)",
     }
 )
@@ -76,6 +77,7 @@ def promote(
     version: int = 0,
     alias: str = "production",
     storage: str = DEFAULT_STORAGE,
+    gate: bool = False,
     notify: bool = False,
     repo: str = "",
 ) -> None:
@@ -87,6 +89,8 @@ def promote(
         raise SystemExit("--version N is required (a registered version number)")
     if notify:
         _dispatch(alias, version, None, repo)  # token and repository checked before any move
+    if gate and not _gate(storage, version):
+        raise SystemExit(1)
     previous = Registry(open_storage(storage), MODEL_NAME).set_alias(alias, version)
     print(f"{MODEL_NAME}:{alias} -> version {version} (was {previous})")
     if notify:
@@ -271,30 +275,26 @@ def quickstart(
     help={
         "ref": "version number, alias or 'latest'",
         "storage": "registry storage URI",
-        "promote_to": "move this alias to the version if (and only if) it is accepted",
         "overrides": 'Hydra overrides of configs/validation.yaml, e.g. "min_accuracy=0.8"',
     }
 )
 def validate(
-    c: Context,
-    ref: str = "staging",
-    storage: str = DEFAULT_STORAGE,
-    promote_to: str = "",
-    overrides: str = "",
+    c: Context, ref: str = "staging", storage: str = DEFAULT_STORAGE, overrides: str = ""
 ) -> None:
     """Model validation gate: hashes, ONNX = torch, floors, vs production, latency."""
+    if not _gate(storage, ref, overrides):
+        raise SystemExit(1)
+
+
+def _gate(storage: str, ref: str | int, overrides: str = "") -> bool:
+    """Run the validation gate on ``ref``; print every check (reasons on stderr)."""
     from titanic_mlops.registry import Registry
     from titanic_mlops.storage import open_storage
     from titanic_mlops.validation import load_policy
     from titanic_mlops.validation import validate as run_gate
 
     registry = Registry(open_storage(storage), MODEL_NAME)
-    report = run_gate(registry, ref, load_policy(shlex.split(overrides)))
-    if not report.show():
-        raise SystemExit(1)
-    if promote_to:
-        previous = registry.set_alias(promote_to, report.version)
-        print(f"{MODEL_NAME}:{promote_to} -> version {report.version} (was {previous})")
+    return run_gate(registry, ref, load_policy(shlex.split(overrides))).show()
 
 
 def _one_line(action) -> object:

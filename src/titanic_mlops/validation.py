@@ -1,6 +1,7 @@
 """The model validation gate: a registered version is accepted only if every check passes.
 
-    uv run invoke validate --ref staging [--storage URI] [--promote-to production]
+    uv run invoke validate --ref staging [--storage URI]          (check only)
+    uv run invoke promote --version N --gate [--notify]         (check, then move the alias)
 
 Checks, each reported on one line:
 

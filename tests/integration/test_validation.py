@@ -153,27 +153,39 @@ def invoke(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.integration
-def test_invoke_validate_exits_non_zero_with_reasons_and_promotes_only_on_pass(
-    tmp_path, trained, data_dirs
-):
+def test_invoke_validate_exits_non_zero_with_one_line_reasons(tmp_path, trained, data_dirs):
     storage = tmp_path / "bucket"
-    registry = Registry(open_storage(storage), MODEL)
-    good = registry.register(trained.files)
+    good = Registry(open_storage(storage), MODEL).register(trained.files)
     held_out = f"held_out={data_dirs['processed'] / 'test_raw.csv'}"
-    common = ["--storage", str(storage), "--overrides", held_out]
 
-    ok = invoke("validate", "--ref", str(good), "--promote-to", "staging", *common)
+    ok = invoke("validate", "--ref", str(good), "--storage", str(storage), "--overrides", held_out)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "ACCEPTED" in ok.stdout and registry.get_alias("staging") == good
+    assert f"ACCEPTED {MODEL} {good} (version {good})" in ok.stdout
 
-    strict = invoke("validate", "--ref", "staging", "--promote-to", "production", *common[:2],
-                    "--overrides", f"{held_out} min_accuracy=0.99 min_roc_auc=0.99")  # fmt: skip
+    strict = invoke("validate", "--ref", str(good), "--storage", str(storage), "--overrides",
+                    f"{held_out} min_accuracy=0.99 min_roc_auc=0.99")  # fmt: skip
     assert strict.returncode == 1
-    assert "production" not in registry.aliases()  # a rejected version is never promoted
     lines = strict.stderr.strip().splitlines()
-    assert lines[0] == f"REJECTED {MODEL} staging (version {good}):"
+    assert lines[0] == f"REJECTED {MODEL} {good} (version {good}):"
     assert [line.split(":")[0].strip() for line in lines[1:]] == [
         "accuracy floor",
         "roc_auc floor",
     ]
     assert "Traceback" not in strict.stderr
+
+
+@pytest.mark.integration
+def test_promote_gate_refuses_a_rejected_version(tmp_path, trained):
+    from titanic_mlops import data
+
+    data.preprocess()  # the configured held-out rows (data/processed/test_raw.csv)
+    storage = tmp_path / "bucket"
+    registry = Registry(open_storage(storage), MODEL)
+    good = registry.register(trained.files)
+    bad = registry.register(variant(trained.files, lambda linear: linear.weight.neg_()))
+    refused = invoke("promote", "--version", str(bad), "--storage", str(storage), "--gate")
+    assert refused.returncode == 1 and "REJECTED" in refused.stderr
+    assert registry.aliases() == {}
+    ok = invoke("promote", "--version", str(good), "--storage", str(storage), "--gate")
+    assert ok.returncode == 0, ok.stderr
+    assert registry.aliases() == {"production": good}

@@ -117,9 +117,9 @@ def test_the_dispatch_is_the_event_model_registry_yaml_waits_for():
     on = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as True
     assert on["repository_dispatch"]["types"] == [dispatch.EVENT_TYPE]
     body = dispatch.payload(MODEL, "production", 3, 2)
-    for key in body["client_payload"]:
-        if key == "alias":
-            assert "github.event.client_payload.alias" in dispatch.WORKFLOW.read_text()
+    assert body["client_payload"]["alias"] == "production"
+    # the workflow reads exactly that field to decide what to validate and whether to roll
+    assert "github.event.client_payload.alias" in dispatch.WORKFLOW.read_text()
 
 
 def test_promote_notify_sends_the_exact_dispatch(tmp_path, trained, http_server):

@@ -103,8 +103,12 @@ def require_production(storage_uri: str, model: str) -> int:
     try:
         return Registry(open_storage(storage_uri), model).get_alias(REQUIRED_ALIAS)
     except RegistryError:
-        raise DeployRefused(
-            f"refusing to deploy: {storage_uri} has no '{REQUIRED_ALIAS}' alias for {model} "
-            "(the startup probe on /health would fail): train (invoke train-cloud), validate "
-            "and promote a version first"
-        ) from None
+        pass
+    except Exception as exc:  # no credentials, no access, no network: cannot confirm, refuse
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DeployRefused(f"refusing to deploy: cannot read {storage_uri}: {first}") from None
+    raise DeployRefused(
+        f"refusing to deploy: {storage_uri} has no '{REQUIRED_ALIAS}' alias for {model} "
+        "(the startup probe on /health would fail): train (invoke train-cloud), validate "
+        "and promote a version first"
+    )

@@ -63,9 +63,24 @@ def evaluate(c: Context, ref: str = "production", storage: str = DEFAULT_STORAGE
         print(f"{key:>10}: {value:.4f}" if isinstance(value, float) else f"{key:>10}: {value}")
 
 
-@task(help={"version": "version to promote", "alias": "alias to move (production, staging)"})
+@task(
+    help={
+        "version": "version to promote",
+        "alias": "alias to move (production, staging)",
+        "gate": "run the validation gate first; a rejected version is not promoted",
+        "notify": "then send the repository_dispatch that model-registry.yaml waits for "
+        "(needs GITHUB_TOKEN): it rolls Cloud Run for production",
+        "repo": "GitHub OWNER/NAME for --notify (default: $GITHUB_REPOSITORY or origin)",
+    }
+)
 def promote(
-    c: Context, version: int = 0, alias: str = "production", storage: str = DEFAULT_STORAGE
+    c: Context,
+    version: int = 0,
+    alias: str = "production",
+    storage: str = DEFAULT_STORAGE,
+    gate: bool = False,
+    notify: bool = False,
+    repo: str = "",
 ) -> None:
     """Point an alias at a registered version (compare-and-swap)."""
     from titanic_mlops.registry import Registry
@@ -73,8 +88,14 @@ def promote(
 
     if version < 1:
         raise SystemExit("--version N is required (a registered version number)")
+    if notify:
+        _dispatch(alias, version, None, repo)  # token and repository checked before any move
+    if gate and not _gate(storage, version):
+        raise SystemExit(1)
     previous = Registry(open_storage(storage), MODEL_NAME).set_alias(alias, version)
     print(f"{MODEL_NAME}:{alias} -> version {version} (was {previous})")
+    if notify:
+        _send_dispatch(_dispatch(alias, version, previous, repo), alias)
 
 
 @task
@@ -291,3 +312,195 @@ def dashboard_apply(c: Context, project: str = "", dry_run: bool = False) -> Non
     from titanic_mlops.monitoring import dashboard
 
     dashboard.main(project, dry_run)
+
+
+# ======================================================================================
+# Delivery (issue 9): validation gate, Vertex AI training, Cloud Run deploy, GCP setup.
+# The logic lives in src/titanic_mlops/validation.py and src/titanic_mlops/delivery/;
+# these tasks only read options, print, and run what they print.
+# ======================================================================================
+
+
+@task(
+    help={
+        "ref": "version number, alias or 'latest'",
+        "storage": "registry storage URI",
+        "overrides": 'Hydra overrides of configs/validation.yaml, e.g. "min_accuracy=0.8"',
+    }
+)
+def validate(
+    c: Context, ref: str = "staging", storage: str = DEFAULT_STORAGE, overrides: str = ""
+) -> None:
+    """Model validation gate: hashes, ONNX = torch, floors, vs production, latency."""
+    if not _gate(storage, ref, overrides):
+        raise SystemExit(1)
+
+
+def _gate(storage: str, ref: str | int, overrides: str = "") -> bool:
+    """Run the validation gate on ``ref``; print every check (reasons on stderr)."""
+    from titanic_mlops.registry import Registry
+    from titanic_mlops.storage import open_storage
+    from titanic_mlops.validation import load_policy
+    from titanic_mlops.validation import validate as run_gate
+
+    registry = Registry(open_storage(storage), MODEL_NAME)
+    return run_gate(registry, ref, load_policy(shlex.split(overrides))).show()
+
+
+def _one_line(action) -> object:
+    """Run ``action``; a delivery error ends the task with its one-line message (exit 1)."""
+    from titanic_mlops.delivery.cloudrun import DeployRefused
+    from titanic_mlops.delivery.dispatch import DispatchError
+    from titanic_mlops.delivery.render import RenderError
+    from titanic_mlops.delivery.shell import CommandFailed
+
+    try:
+        return action()
+    except (DeployRefused, DispatchError, RenderError, CommandFailed) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _target(project: str, region: str, bucket: str):
+    """(configured project or "", the deployment target; placeholders if no project)."""
+    from titanic_mlops.delivery import gcp
+
+    project_id = gcp.configured_project(project)
+    return project_id, gcp.Target.from_defaults(
+        project_id or "PROJECT_ID", region=region, bucket=bucket
+    )
+
+
+NOT_RUN = "no project configured (--project or $GOOGLE_CLOUD_PROJECT): printed only, nothing run"
+CLOUD_HELP = {
+    "project": "Google Cloud project (default: $GOOGLE_CLOUD_PROJECT); without one nothing runs",
+    "region": "region (default: cloudbuild.yaml's _REGION)",
+    "bucket": "bucket (default: <project>-titanic, cloudbuild.yaml's _BUCKET)",
+    "tag": "image tag (default: the commit, <sha12>[-dirty])",
+    "dry_run": "print what would run, run nothing",
+}
+
+
+@task(help={**CLOUD_HELP, "storage": "registry to check (default: gs://<bucket>/<prefix>)"})
+def deploy(
+    c: Context,
+    project: str = "",
+    region: str = "",
+    bucket: str = "",
+    tag: str = "",
+    storage: str = "",
+    dry_run: bool = False,
+) -> None:
+    """Build, push and deploy both Cloud Run services (cloudbuild.yaml), once production exists."""
+    from titanic_mlops.delivery import cloudrun, gcp, shell
+
+    project_id, target = _target(project, region, bucket)
+    tag = tag or gcp.image_tag()
+    for service in _one_line(lambda: cloudrun.services(target, tag)).values():
+        print(service.line())
+    command = cloudrun.deploy_command(target, tag)
+    registry_uri = storage or target.storage_uri
+    if dry_run or not project_id:
+        print(f"would check that {registry_uri} has a '{cloudrun.REQUIRED_ALIAS}' alias, then run:")
+        shell.show([command])
+        print("dry run: nothing run" if project_id else NOT_RUN)
+        return
+    version = _one_line(lambda: cloudrun.require_production(registry_uri, MODEL_NAME))
+    print(f"{MODEL_NAME}:{cloudrun.REQUIRED_ALIAS} -> version {version} in {registry_uri}")
+    _one_line(lambda: shell.run_all([command]))
+
+
+@task(
+    help={**CLOUD_HELP, "build": "build and push the training image first (cloudbuild-train.yaml)"}
+)
+def train_cloud(
+    c: Context,
+    project: str = "",
+    region: str = "",
+    bucket: str = "",
+    tag: str = "",
+    build: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Train on Vertex AI: submit deploy/vertex/train-job.yaml (trains, gates, moves staging)."""
+    from titanic_mlops.delivery import gcp, render, shell, vertex
+
+    project_id, target = _target(project, region, bucket)
+    tag, commit = tag or gcp.image_tag(), gcp.describe_commit()
+    if build:
+        command = vertex.build_and_submit_command(target, tag, commit)
+    else:
+        values = vertex.job_values(target, tag, commit)
+        vertex.to_proto(_one_line(lambda: vertex.load_spec(values)))  # a bad spec fails here
+        (spec_file,) = render.render_files([vertex.JOB_SPEC], values, ROOT / "rendered")
+        print(f"# {spec_file}\n{spec_file.read_text()}")
+        command = vertex.submit_command(target, spec_file, tag)
+    if dry_run or not project_id:
+        shell.show([command])
+        print("dry run: nothing run" if project_id else NOT_RUN)
+        return
+    _one_line(lambda: shell.run_all([command]))
+
+
+@task(
+    help={
+        "project": "Google Cloud project to set up; without it the commands are only printed",
+        "region": CLOUD_HELP["region"],
+        "bucket": CLOUD_HELP["bucket"],
+        "github_repo": "OWNER/NAME allowed to deploy via Workload Identity Federation "
+        "(default: $GITHUB_REPOSITORY or the origin remote)",
+        "project_number": "the project's number (default: asked from gcloud)",
+        "dry_run": CLOUD_HELP["dry_run"],
+    }
+)
+def gcp_setup(
+    c: Context,
+    project: str = "",
+    region: str = "",
+    bucket: str = "",
+    github_repo: str = "",
+    project_number: str = "",
+    dry_run: bool = False,
+) -> None:
+    """Bucket, Artifact Registry, one service account per role, least-privilege IAM, GitHub WIF."""
+    from titanic_mlops.delivery import gcp, gcp_setup, shell
+    from titanic_mlops.delivery.dispatch import default_repo
+
+    target = gcp.Target.from_defaults(project or "PROJECT_ID", region=region, bucket=bucket)
+    repo = github_repo or default_repo()
+    run = bool(project) and not dry_run
+    if run and not repo:
+        raise SystemExit("error: --github-repo OWNER/NAME is needed (no origin remote on GitHub)")
+    if run and not project_number:
+        project_number = _one_line(lambda: gcp.project_number(project))
+    number = project_number or "PROJECT_NUMBER"
+    commands = gcp_setup.setup_commands(target, repo or "OWNER/REPO", number)
+    if run:
+        _one_line(lambda: shell.run_all(commands, tolerate_existing=True))
+    else:
+        shell.show(commands)
+        print("dry run: nothing run" if project else "no --project: printed only, nothing run")
+    print("\nGitHub repository variables for the workflows:")
+    for name, value in gcp_setup.github_variables(target, number).items():
+        print(f"  {name}={value}")
+
+
+def _dispatch(alias: str, version: int, previous: int | None, repo: str):
+    """The repository_dispatch request model-registry.yaml waits for (GITHUB_TOKEN)."""
+    from titanic_mlops.delivery import dispatch
+
+    body = dispatch.payload(MODEL_NAME, alias, version, previous)
+    token = os.environ.get("GITHUB_TOKEN", "")
+    return _one_line(lambda: dispatch.build_request(repo or dispatch.default_repo(), token, body))
+
+
+def _send_dispatch(request, alias: str) -> None:
+    from titanic_mlops.delivery import dispatch
+
+    try:
+        dispatch.send(request)
+    except dispatch.DispatchError as exc:
+        raise SystemExit(
+            f"error: {alias} moved, but the notification failed ({exc}); start the "
+            f"model-registry workflow by hand with alias={alias}"
+        ) from None
+    print(f"sent {dispatch.EVENT_TYPE} to {request.full_url}: model-registry.yaml validates it")

@@ -3,17 +3,18 @@
 Keys are ``/``-separated paths relative to the URI. Besides plain reads and writes it
 offers the two primitives the registry and the prediction log rely on: create-only
 writes and compare-and-swap replaces, both backed by GCS generation preconditions
-(and by ``link``/``flock`` on a local folder).
+(and by ``link`` and a portable lock file on a local folder: Linux, macOS and Windows).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
+
+from filelock import FileLock  # flock on POSIX, msvcrt on Windows; no POSIX-only import here
 
 Generation = str
 
@@ -123,8 +124,14 @@ class LocalStorage(Storage):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            os.fchmod(fh.fileno(), 0o644)  # mkstemp creates 0600; objects are plain files
+        # mkstemp creates 0600; objects are plain files. (os.fchmod does not exist on Windows,
+        # where chmod only toggles the read-only flag.)
+        os.chmod(tmp, 0o644)
         return tmp
+
+    def _lock(self, path: Path) -> FileLock:
+        """The lock serialising compare-and-swap (and the no-hard-link create) of one key."""
+        return FileLock(path.parent / f".lock-{path.name}")
 
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -135,17 +142,27 @@ class LocalStorage(Storage):
         path = self._path(key)
         tmp = self._tmp(path, data)
         try:
-            os.link(tmp, path)  # atomic, and fails if the name exists
+            os.link(tmp, path)  # atomic, and fails if the name exists (NTFS too)
         except FileExistsError as exc:
             raise PreconditionFailed(f"{self.join(key)} already exists") from exc
+        except (OSError, NotImplementedError):
+            # No hard links on this file system (FAT, some network shares): check-then-rename
+            # under the key's lock, which every writer on this file system then takes.
+            self._create_locked(key, path, tmp)
         finally:
-            os.unlink(tmp)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _create_locked(self, key: str, path: Path, tmp: str) -> None:
+        with self._lock(path):
+            if path.exists():
+                raise PreconditionFailed(f"{self.join(key)} already exists")
+            os.replace(tmp, path)
 
     def replace(self, key: str, data: bytes, generation: Generation) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.parent / f".lock-{path.name}", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._lock(path):
             try:
                 _, current = self.read_with_generation(key)
             except NotFound as exc:

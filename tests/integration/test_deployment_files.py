@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import ROOT, require_binary
 
@@ -37,14 +36,7 @@ def test_workflows_pass_zizmor_offline():
     check(zizmor, "--offline", "--min-severity", "medium", str(ROOT / ".github" / "workflows"))
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("cloudbuild*.yaml")), ids=lambda p: p.name)
-def test_cloudbuild_files_reference_existing_dockerfiles(path):
-    spec = yaml.safe_load(path.read_text())
-    assert spec["steps"]
-    for step in spec["steps"]:
-        args = step.get("args", [])
-        if "-f" in args:
-            assert (ROOT / args[args.index("-f") + 1]).is_file()
+# Cloud Build files, Cloud Run services and the Vertex AI job: test_cloud_deployment.py.
 
 
 def test_dvc_pipeline_is_valid():

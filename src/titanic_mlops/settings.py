@@ -120,6 +120,16 @@ class AlertingSettings:
 
 
 @dataclass(frozen=True)
+class DriftSettings:
+    """The drift_check target (api/drift_main.py); the tests themselves: drift.yaml."""
+
+    default_n_latest: int = field(metadata=between(10, 100_000))  # GET / without n_latest
+    min_n_latest: int = field(metadata=POSITIVE)  # n_latest outside [min, max]: 400
+    max_n_latest: int = field(metadata=POSITIVE)
+    config: str  # the test options: path to drift.yaml (empty: $DRIFT_CONFIG or the default)
+
+
+@dataclass(frozen=True)
 class ServeSettings:
     storage_uri: str = field(
         metadata=_rule(_storage_uri_ok, "unsupported storage URI: use gs://bucket/prefix or a path")
@@ -130,9 +140,11 @@ class ServeSettings:
     inference: str = field(metadata=one_of("auto", "onnxruntime"))
     max_body_bytes: int = field(metadata=_rule(lambda v: v >= 2, "must be at least 2"))
     max_instances: int = field(metadata=_rule(lambda v: v >= 1, "must be positive"))
+    metrics_public: bool  # serve GET /metrics (false where metrics are pushed instead)
     prediction_log: PredictionLogSettings
     metrics_export: MetricsExportSettings
     alerting: AlertingSettings
+    drift: DriftSettings
 
 
 # --- building ---------------------------------------------------------------------------
@@ -223,4 +235,11 @@ def load_settings(
     except yaml.YAMLError as exc:
         line = str(exc).replace("\n", " ")
         raise SettingsError(f"serving config {path} is not valid YAML: {line}") from None
-    return _build(ServeSettings, values, env, (), str(path))
+    settings = _build(ServeSettings, values, env, (), str(path))
+    drift = settings.drift
+    if not drift.min_n_latest <= drift.default_n_latest <= drift.max_n_latest:
+        raise SettingsError(
+            f"drift.default_n_latest={drift.default_n_latest}: must be between "
+            f"drift.min_n_latest={drift.min_n_latest} and drift.max_n_latest={drift.max_n_latest}"
+        )
+    return settings

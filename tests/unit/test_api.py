@@ -285,3 +285,9 @@ def test_a_400_digit_integer_is_a_400(client, field):
     r = client.post("/", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400
     assert error_of(r)["field"] == field
+
+
+def test_metrics_can_be_kept_private(make_client):
+    client, _ = make_client(METRICS_PUBLIC="false")
+    assert client.get("/metrics").status_code == 404
+    assert client.post("/", json=JACK).status_code == 200

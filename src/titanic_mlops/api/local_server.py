@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 API_SOURCE = Path(__file__).with_name("main.py")
+DRIFT_SOURCE = Path(__file__).with_name("drift_main.py")
 HOST = "127.0.0.1"
 
 

@@ -157,10 +157,11 @@ class PredictionService(HttpService):
         self.routes: dict[str, dict[str, Handler]] = {
             "/": {"GET": static(ASSETS / "index.html"), "POST": self.predict},
             "/health": {"GET": self.health},
-            "/metrics": {"GET": metrics_reply},
             "/openapi.json": {"GET": constant(json_reply(openapi.build(settings.max_instances)))},
             **asset_routes(),
         }
+        if settings.metrics_public:
+            self.routes["/metrics"] = {"GET": metrics_reply}
         atexit.register(self.close)
         self.model()  # load at start-up so that no request pays for it
 

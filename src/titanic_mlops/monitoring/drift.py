@@ -226,6 +226,13 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _categorical(values: pd.Series) -> pd.Series:
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred in ("string", "integer", "empty"):  # already one spelling per category
+        return values
+    return pd.Series([_canonical(v) for v in values], dtype=object)
+
+
 def _prepare(frame: pd.DataFrame, which: str) -> pd.DataFrame:
     """The drift columns of ``frame`` with one dtype per kind; ValueError names the fault."""
     if not isinstance(frame, pd.DataFrame) or frame.empty:
@@ -240,11 +247,12 @@ def _prepare(frame: pd.DataFrame, which: str) -> pd.DataFrame:
         values = frame[name].reset_index(drop=True)
         if COLUMN_KINDS[name] == "numerical":
             try:
-                values = pd.to_numeric(values).astype(float).replace([-np.inf, np.inf], np.nan)
+                values = pd.to_numeric(values).astype(float)
             except (ValueError, TypeError):
                 raise ValueError(f"{which}: column {name} must be numeric") from None
+            values = values.where(np.isfinite(values))  # ±inf count as missing, as in Evidently
         else:
-            values = pd.Series([_canonical(v) for v in values], dtype=object)
+            values = _categorical(values)
         if values.isna().all():
             raise ValueError(f"{which}: column {name} has no values (all missing)")
         out[name] = values

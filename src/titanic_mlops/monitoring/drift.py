@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,15 +41,19 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from evidently import DataDefinition, Dataset, Report
-from evidently.legacy.calculations.stattests import StatTest, get_stattest, register_stattest
-from evidently.legacy.calculations.stattests.registry import get_registered_stattest
-from evidently.legacy.core import ColumnType
-from evidently.presets import DataDriftPreset
 from scipy.stats import chi2_contingency
 
 from titanic_mlops import schema
 from titanic_mlops.settings import PROJECT_ROOT
+
+with warnings.catch_warnings():
+    # Evidently's import chain emits other packages' deprecation notices (litestar, numpy.core).
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.legacy.calculations.stattests import StatTest, get_stattest, register_stattest
+    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+    from evidently.legacy.core import ColumnType
+    from evidently.presets import DataDriftPreset
 
 ColumnKind = Literal["categorical", "numerical"]
 

@@ -186,7 +186,8 @@ def profile(c: Context) -> None:
 @task(help={"quick": "few draws, 2 magnitudes per shift (a smoke run)", "out": "output folder"})
 def drift_study(c: Context, quick: bool = False, out: str = "reports/drift") -> None:
     """Drift-check robustness study: false alarms, detection and accuracy under shifts."""
-    c.run(f"{PY} -m titanic_mlops.drift_study {'--quick' if quick else ''} --out {out}", pty=False)
+    flags = f"--out {shlex.quote(out)} --started-at {time.time()}" + " --quick" * quick
+    c.run(f"{PY} -m titanic_mlops.drift_study {flags}", pty=False)
 
 
 @task(help={"args": "extra pytest arguments", "cov": "report coverage (default on)"})

@@ -357,9 +357,20 @@ def verdicts(table: pd.DataFrame, config: StudyConfig, pop: Population) -> list[
     return out
 
 
-def run_study(config: StudyConfig, out_dir: Path | str = OUT_DIR) -> pd.DataFrame:
-    """Run every cell, write study.csv, study.md, detection.png and accuracy.png; the table."""
-    start = time.perf_counter()
+def _cpu_seconds() -> float:
+    t = os.times()  # this process and its reaped children (the worker pool)
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def run_study(
+    config: StudyConfig, out_dir: Path | str = OUT_DIR, started_at: float | None = None
+) -> pd.DataFrame:
+    """Run every cell, write study.csv, study.md, detection.png and accuracy.png; the table.
+
+    ``started_at`` (Unix time, default now): when the command started, so that the run time
+    in study.md includes the imports of torch and Evidently."""
+    start = started_at or time.time()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     pop = build_population()
     options = drift.DriftOptions.load()
     baseline_tests = {
@@ -377,8 +388,12 @@ def run_study(config: StudyConfig, out_dir: Path | str = OUT_DIR) -> pd.DataFram
 
     report.plot_detection(table, config, pop, out / "detection.png")
     report.plot_accuracy(table, config, pop, out / "accuracy.png")
-    elapsed = time.perf_counter() - start
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    elapsed = time.time() - start
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{_cpu_seconds():.0f} s CPU (the process and its workers); 1-minute load average "
+        f"{load:.1f} at the start, the machine is shared"
+    )
     report.write_markdown(
         out / "study.md",
         table,
@@ -395,14 +410,15 @@ def run_study(config: StudyConfig, out_dir: Path | str = OUT_DIR) -> pd.DataFram
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: ``[--quick] [--out DIR] [--config PATH]``."""
+    """Command line: ``[--quick] [--out DIR] [--config PATH] [--started-at UNIX_TIME]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few draws, 2 magnitudes per kind")
     parser.add_argument("--out", default=str(OUT_DIR), help="output folder")
     parser.add_argument("--config", default=str(STUDY_CONFIG), help="study config YAML")
+    parser.add_argument("--started-at", type=float, help="Unix time the command started")
     args = parser.parse_args(argv)
     config = StudyConfig.load(args.config, quick=args.quick)
-    table = run_study(config, args.out)
+    table = run_study(config, args.out, args.started_at)
     print(f"{len(table)} rows written to {args.out}/study.csv, study.md, *.png")
 
 

@@ -70,9 +70,10 @@ def _reweight(mask: pd.Series, share: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Kind:
-    """A shift kind: its statistic, the target statistic of a magnitude, the unshifted
-    magnitude and the row weights that reach a target."""
+    """A shift kind: the column it moves, its statistic, the target statistic of a
+    magnitude, the unshifted magnitude and the row weights that reach a target."""
 
+    column: str
     statistic: Callable[[pd.DataFrame], float]
     target: Callable[[float, float], float]
     unshifted: Callable[[float], float]
@@ -81,24 +82,28 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "age": Kind(
+        "age",
         lambda f: f["age"].mean(),
         lambda base, m: base + m,
         lambda base: 0.0,
         lambda f, target: _tilt(f["age"], target),
     ),
     "sex": Kind(
+        "sex",
         lambda f: f["sex"].eq("female").mean(),
         lambda base, m: m,
         lambda base: base,
         lambda f, target: _reweight(f["sex"].eq("female"), target),
     ),
     "fare": Kind(
+        "fare",
         lambda f: f["fare"].mean(),
         lambda base, m: base * m,
         lambda base: 1.0,
         lambda f, target: _tilt(f["fare"], target, np.log1p),
     ),
     "class": Kind(
+        "pclass",
         lambda f: f["pclass"].eq(3).mean(),
         lambda base, m: m,
         lambda base: base,
@@ -265,7 +270,7 @@ def summarise(outcomes: Sequence[dict[str, Any]], config: StudyConfig, pop: Popu
     for outcome in outcomes:
         cell: Cell = outcome["cell"]
         base = KINDS[cell.kind].statistic(pop.frame) if cell.kind != NULL else float("nan")
-        shifted = config.shifts[cell.kind]["column"] if cell.kind != NULL else ""
+        shifted = KINDS[cell.kind].column if cell.kind != NULL else ""
         for tests, res in outcome["results"].items():
             rates = {f"flag_{c}": k / cell.draws for c, k in res["flags"].items()}
             rows.append(
@@ -349,7 +354,7 @@ def verdicts(table: pd.DataFrame, config: StudyConfig, pop: Population) -> list[
             rate = float(row.column_flagged.iloc[0])
             out.append(
                 (
-                    f"{kind} ({shift['label']} {m:g}): {shift['column']} flagged >= "
+                    f"{kind} ({shift['label']} {m:g}): {KINDS[kind].column} flagged >= "
                     f"{t['strongest_detection']:.0%} at n={n} ({rate:.0%})",
                     rate >= t["strongest_detection"],
                 )

@@ -27,7 +27,7 @@ def _curve(table: pd.DataFrame, kind: str, n: int, rate: str, pop: Population) -
     null = table[(table.kind == NULL) & (table.n == n) & (table.tests == "configured")].copy()
     null["magnitude"] = unshifted
     if rate == "column_flagged":
-        column = table[table.kind == kind].column.iloc[0]
+        column = spec.column
         null["column_flagged"] = null[f"flag_{column}"]
     rows = pd.concat([table[(table.kind == kind) & (table.n == n)], null])
     return rows.sort_values("magnitude")
@@ -40,7 +40,7 @@ def plot_detection(table: pd.DataFrame, config: StudyConfig, pop: Population, pa
     for ax, kind in zip(np.atleast_1d(axes), kinds, strict=True):
         shift = config.shifts[kind]
         for rate, color, what in (
-            ("column_flagged", "C0", f"{shift['column']} flagged"),
+            ("column_flagged", "C0", f"{KINDS[kind].column} flagged"),
             ("dataset_drift", "C3", "dataset drift"),
         ):
             for n, (style, marker) in zip(config.sizes, (("-", "o"), ("--", "s")), strict=False):
@@ -193,7 +193,7 @@ def _shift_section(table: pd.DataFrame, config: StudyConfig) -> str:
             "AUC",
             "acc held-out",
             "AUC held-out",
-            f"{shift['column']} flagged n={big}",
+            f"{KINDS[kind].column} flagged n={big}",
             f"n={small}",
             f"dataset drift n={big}",
             f"n={small}",

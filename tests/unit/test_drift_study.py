@@ -29,7 +29,7 @@ def test_shift_weights_reach_the_target(frame, kind, magnitude):
     spec = drift_study.KINDS[kind]
     w = drift_study.shift_weights(frame, kind, magnitude)
     assert w.shape == (len(frame),) and (w >= 0).all() and w.sum() == pytest.approx(1)
-    column = {"age": "age", "fare": "fare", "sex": "sex", "class": "pclass"}[kind]
+    column = spec.column
     present = frame[column].notna().to_numpy()
     # missing values keep their share; the shifted statistic hits its target exactly
     assert w[~present].sum() == pytest.approx((~present).mean())

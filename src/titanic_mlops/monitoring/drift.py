@@ -1,31 +1,23 @@
 """Data drift of current (logged) rows against a reference sample, with Evidently 0.7.
 
-The only module of the project that imports Evidently (its import takes seconds), so the
-prediction service never pays for it. Pure: data frames and options in, a result out.
+The only module that imports Evidently (seconds to import): the prediction service never
+does. Pure: frames and options in, a :class:`DriftResult` out. Columns: the 7 raw inputs of
+:mod:`~titanic_mlops.schema` (categorical stay categorical; missing values stay missing and
+are left out of the tests), the model's ``probability`` (numerical) and ``prediction``
+(categorical 0/1). Each column has one Evidently stat test and threshold from
+``configs/monitoring/drift.yaml``; ``drifted`` is Evidently's own decision for that test:
 
-Columns: the 7 raw model inputs of :mod:`titanic_mlops.schema` (categorical ones stay
-categorical, numeric ones numerical, missing values stay missing and are left out of the
-tests) plus the model's ``probability`` (numerical) and ``prediction`` (categorical 0/1).
-
-Every column has one Evidently stat test and threshold, set in
-``configs/monitoring/drift.yaml`` (:class:`DriftOptions`). ``drifted`` is always Evidently's
-own decision for that test, never re-derived here:
-
-* p-value tests (``ks``, ``z``, ``chisquare``, ``chisquare_two_sample``, ``mannw``, …): the
-  score is a p-value, small means different; drifted when ``score < threshold``
-  (``ks`` and ``cramer_von_mises``: ``score <= threshold``).
-* distances (``wasserstein``, ``jensenshannon``, ``psi``, ``hellinger``, ``kl_div``, …): the
-  score is the distance, large means different; drifted when ``score >= threshold``
-  (``ed``: ``score > threshold``).
+* p-value tests (``ks``, ``z``, ``chisquare``, ``chisquare_two_sample``, ``mannw``, …): small
+  means different; drifted when ``score < threshold`` (``ks``, ``cramer_von_mises``: ``<=``).
+* distances (``wasserstein``, ``jensenshannon``, ``psi``, ``hellinger``, …): large means
+  different; drifted when ``score >= threshold`` (``ed``: ``>``).
 
 Dataset drift is Evidently's rule: the share of drifted columns is at least ``drift_share``.
-
-The scores come from Evidently's stat-test registry, the very test objects that
-``DataDriftPreset`` calls. With ``html=True`` a ``Report`` with ``DataDriftPreset`` (same
-columns, column types, tests and thresholds) also renders the HTML report; it shows the
-same scores (tested). The numbers alone do not go through ``Report.run``: it renders every
-plotly widget whether or not HTML is wanted (~0.5 s instead of ~15 ms at n = 500), which the
-robustness study, running thousands of checks, cannot afford.
+Scores come from Evidently's stat-test registry, the test objects ``DataDriftPreset`` calls;
+``html=True`` also runs a ``Report`` with ``DataDriftPreset`` (same columns, types, tests,
+thresholds) for the HTML, which shows the same scores (tested). Numbers alone skip
+``Report.run``: it renders every plotly widget even when no HTML is wanted (~0.5 s vs ~15 ms
+at n = 500), too slow for the robustness study's thousands of checks.
 """
 
 from __future__ import annotations
@@ -264,7 +256,9 @@ def _prepare(frame: pd.DataFrame, which: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _test_column(reference: pd.Series, current: pd.Series, kind: ColumnKind, test: ColumnTest):
+def _test_column(
+    reference: pd.Series, current: pd.Series, kind: ColumnKind, test: ColumnTest
+) -> ColumnDrift:
     ref, cur = reference.dropna(), current.dropna()
     column_type = _EVIDENTLY_TYPE[kind]
     result = get_stattest(ref, cur, column_type, test.method)(ref, cur, column_type, test.threshold)
@@ -298,12 +292,8 @@ def _window(current: pd.DataFrame) -> dict[str, str | None]:
 def _model_versions(current: pd.DataFrame) -> list[int]:
     if MODEL_VERSION not in current:
         return []
-    versions = current[MODEL_VERSION].dropna()
-    try:
-        numbers = pd.to_numeric(versions)
-    except (ValueError, TypeError):
-        numbers = None
-    if numbers is None or not all(float(v).is_integer() for v in numbers):
+    numbers = pd.to_numeric(current[MODEL_VERSION].dropna(), errors="coerce")
+    if numbers.isna().any() or not (numbers % 1 == 0).all():
         raise ValueError(f"current: column {MODEL_VERSION} must hold whole numbers")
     return sorted({int(v) for v in numbers})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -40,7 +41,7 @@ def plot_detection(table: pd.DataFrame, config: StudyConfig, pop: Population, pa
     for ax, kind in zip(np.atleast_1d(axes), kinds, strict=True):
         shift = config.shifts[kind]
         for rate, color, what in (
-            ("column_flagged", "C0", f"{KINDS[kind].column} flagged"),
+            ("column_flagged", "C0", "shifted column flagged"),
             ("dataset_drift", "C3", "dataset drift"),
         ):
             for n, (style, marker) in zip(config.sizes, (("-", "o"), ("--", "s")), strict=False):
@@ -57,19 +58,19 @@ def plot_detection(table: pd.DataFrame, config: StudyConfig, pop: Population, pa
                 )
         ax.axhline(config.detect_rate, color="grey", lw=0.8, ls=":")
         ax.axhline(config.targets["column_false_alarm"], color="grey", lw=0.8, ls=":")
-        ax.set_title(kind)
+        ax.set_title(f"{kind} (column {KINDS[kind].column})")
         ax.set_xlabel(shift["label"])
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     first = np.atleast_1d(axes)[0]
     first.set_ylabel("share of draws")
-    first.legend(fontsize=7, loc="center right")
+    fig.legend(*first.get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
     fig.suptitle(
         f"Drift detection vs shift ({config.draws} draws per point; reference "
         f"{pop.n_reference} rows, independent draw)",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -102,8 +103,8 @@ def plot_accuracy(table: pd.DataFrame, config: StudyConfig, pop: Population, pat
         ax.grid(alpha=0.3)
     first = np.atleast_1d(axes)[0]
     first.set_ylabel("metric on the shifted population")
-    first.legend(fontsize=7)
-    fig.tight_layout()
+    fig.legend(*first.get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -238,6 +239,7 @@ def write_markdown(
         for r in detect.itertuples()
     ]
     sizes = ", ".join(map(str, config.sizes))
+    at_least = math.ceil(options.drift_share * len(options.tests) - 1e-9)
     verdict_lines = "\n".join(f"- {'PASS' if ok else 'FAIL'}: {what}" for what, ok in verdicts)
     header = f"""# Drift check robustness study
 
@@ -252,7 +254,7 @@ split's size ({pop.n_reference} rows) per draw; current: n ∈ {{{sizes}}} rows,
 reweighted so that one column moves (labels stay true). The model is the project's own,
 trained on the training split with the default hyperparameters; its probability of each row
 gives `probability` and `prediction`. Dataset drift: at least {options.drift_share:.0%} of the
-{len(options.tests)} columns flagged.
+{len(options.tests)} columns flagged (≥ {at_least}).
 
 {tests}
 
@@ -273,9 +275,9 @@ declared (– : not within the grid). Third class is shifted both down and up.
 
 ![accuracy and AUC against magnitude](accuracy.png)
 
-Accuracy and AUC over all {len(pop.frame)} rows include the model's own training rows
-(optimistic in level; the trend is what matters); the held-out curves use only the
-{int(pop.heldout.sum())} held-out rows, reweighted the same way (noisier, honest in level).
+Accuracy and AUC over all {len(pop.frame)} rows include the model's own training rows; the
+held-out curves use only the {int(pop.heldout.sum())} held-out rows, reweighted the same way
+(never seen in training, but noisier).
 Both are computed on the whole reweighted population, so they do not depend on n.
 """
     sections = [header, _null_section(table, config, outcomes), _shift_section(table, config)]

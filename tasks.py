@@ -229,6 +229,13 @@ def profile(c: Context) -> None:
     c.run(f"{PY} profiling/profile_training.py", pty=False)
 
 
+@task(help={"quick": "few draws, 2 magnitudes per shift (a smoke run)", "out": "output folder"})
+def drift_study(c: Context, quick: bool = False, out: str = "reports/drift") -> None:
+    """Drift-check robustness study: false alarms, detection and accuracy under shifts."""
+    flags = f"--out {shlex.quote(out)} --started-at {time.time()}" + " --quick" * quick
+    c.run(f"{PY} -m titanic_mlops.drift_study {flags}", pty=False)
+
+
 @task(help={"args": "extra pytest arguments", "cov": "report coverage (default on)"})
 def test(c: Context, args: str = "", cov: bool = True) -> None:
     """Run the whole test suite with coverage."""

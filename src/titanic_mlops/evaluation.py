@@ -14,13 +14,19 @@ from titanic_mlops.schema import DECISION_THRESHOLD
 METRIC_NAMES = ("accuracy", "roc_auc", "log_loss")
 
 
-def classification_metrics(y_true: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Accuracy (at the decision threshold), ROC AUC and log loss of probabilities ``p``."""
+def classification_metrics(
+    y_true: np.ndarray, p: np.ndarray, sample_weight: np.ndarray | None = None
+) -> dict[str, float]:
+    """Accuracy (at the decision threshold), ROC AUC and log loss of probabilities ``p``,
+    optionally with a weight per row (the drift study's reweighted populations)."""
     p = np.asarray(p, dtype=np.float64)
+    w = sample_weight
     return {
-        "accuracy": float(accuracy_score(y_true, p >= DECISION_THRESHOLD)),
-        "roc_auc": float(roc_auc_score(y_true, p)),
-        "log_loss": float(log_loss(y_true, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "accuracy": float(accuracy_score(y_true, p >= DECISION_THRESHOLD, sample_weight=w)),
+        "roc_auc": float(roc_auc_score(y_true, p, sample_weight=w)),
+        "log_loss": float(
+            log_loss(y_true, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1], sample_weight=w)
+        ),
     }
 
 

@@ -112,28 +112,36 @@ def _serve_env(storage: str) -> dict[str, str]:
     return {"STORAGE_URI": storage, "PYTHONUNBUFFERED": "1"}
 
 
-def _serve(c: Context, storage: str, port: int, banner: bool = False) -> None:
-    """Run the service in the foreground; Ctrl-C becomes one graceful SIGTERM to it."""
-    from titanic_mlops.api.local_server import LocalServer, PortInUse
+def _serve_banner(url: str) -> str:
+    return (
+        f"\nServing the production model at {url}/  (web page; Ctrl-C stops)\n"
+        f"  curl -s -X POST {url}/ -H 'Content-Type: application/json' \\\n"
+        f"       -d '{EXAMPLE}'\n"
+        f"  curl -s {url}/health    curl -s {url}/metrics    curl -s {url}/openapi.json\n"
+    )
 
+
+def _drift_banner(url: str) -> str:
+    return (
+        f"\nServing drift checks at {url}/  (Ctrl-C stops)\n"
+        f"  curl -s '{url}/?n_latest=500'            JSON summary (add &source=live)\n"
+        f"  open '{url}/?n_latest=500&format=html'   the Evidently report\n"
+    )
+
+
+def _serve(c: Context, storage: str, port: int, banner=_serve_banner, drift: bool = False) -> None:
+    """Run a service in the foreground; Ctrl-C becomes one graceful SIGTERM to it."""
+    from titanic_mlops.api.local_server import API_SOURCE, DRIFT_SOURCE, LocalServer, PortInUse
+
+    target, source = ("drift_check", DRIFT_SOURCE) if drift else ("logreg_classifier", API_SOURCE)
     try:
-        server = LocalServer(_serve_env(storage), port=port, quiet=False)
+        server = LocalServer(
+            _serve_env(storage), target=target, source=source, port=port, quiet=False
+        )
     except PortInUse as exc:
         raise SystemExit(str(exc)) from None
-    url = server.url
-
-    def ready() -> None:
-        if banner:
-            print(
-                f"\nServing the production model at {url}/  (web page; Ctrl-C stops)\n"
-                f"  curl -s -X POST {url}/ -H 'Content-Type: application/json' \\\n"
-                f"       -d '{EXAMPLE}'\n"
-                f"  curl -s {url}/health    curl -s {url}/metrics    curl -s {url}/openapi.json\n",
-                flush=True,
-            )
-
     try:
-        code = server.run_foreground(on_ready=ready)
+        code = server.run_foreground(on_ready=lambda: print(banner(server.url), flush=True))
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
     if code not in (0, -signal.SIGTERM):
@@ -143,7 +151,85 @@ def _serve(c: Context, storage: str, port: int, banner: bool = False) -> None:
 @task(help={"storage": "registry storage URI", "port": "port on 127.0.0.1"})
 def serve(c: Context, storage: str = DEFAULT_STORAGE, port: int = 8080) -> None:
     """Serve the production model with functions-framework on 127.0.0.1 (Ctrl-C stops)."""
-    _serve(c, storage, port, banner=True)
+    _serve(c, storage, port)
+
+
+@task(help={"storage": "storage URI (registry + prediction log)", "port": "port on 127.0.0.1"})
+def drift_serve(c: Context, storage: str = DEFAULT_STORAGE, port: int = 8081) -> None:
+    """Serve the drift_check target on 127.0.0.1 (GET /?n_latest=500; Ctrl-C stops)."""
+    _serve(c, storage, port, banner=_drift_banner, drift=True)
+
+
+@task(
+    help={
+        "n": "newest records to check (n_latest)",
+        "storage": "storage URI (registry + prediction log)",
+        "html": "also write the Evidently HTML report to this file",
+        "source": "only records of this traffic source (e.g. live)",
+        "url": "ask a deployed drift service instead (identity token from ADC if not local)",
+    }
+)
+def drift_check(
+    c: Context,
+    n: int = 500,
+    storage: str = DEFAULT_STORAGE,
+    html: str = "",
+    source: str = "",
+    url: str = "",
+) -> None:
+    """Run a drift check (locally, or on a drift service) and print a table per column."""
+    from titanic_mlops.reporting import drift_table
+
+    if url:
+        from titanic_mlops.delivery.drift_client import get_check
+
+        summary, page = get_check(url, n, source or None, want_html=bool(html))
+    else:
+        from titanic_mlops.api.drift_service import DriftChecker, Unavailable
+        from titanic_mlops.settings import load_settings
+        from titanic_mlops.storage import open_storage
+
+        settings = load_settings(env={**os.environ, "STORAGE_URI": storage})
+        try:
+            outcome = DriftChecker(settings, open_storage(storage)).check(n, source or None)
+        except Unavailable as exc:
+            raise SystemExit(str(exc)) from None
+        summary, page = outcome.body, outcome.html
+    print(drift_table(summary))
+    if html and page:
+        Path(html).write_text(page)
+        print(f"HTML report written to {html}")
+
+
+@task(
+    help={
+        "url": "prediction service URL",
+        "n": "number of requests (one passenger each)",
+        "shift": "none, age, sex, fare or class",
+        "magnitude": "shift size (default: the drift study's strongest of that kind)",
+        "seed": "random seed of the draw",
+    }
+)
+def simulate_traffic(
+    c: Context,
+    url: str = "http://127.0.0.1:8080",
+    n: int = 1000,
+    shift: str = "none",
+    magnitude: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Send realistic requests drawn from the dataset's passengers, shifted if asked."""
+    from titanic_mlops import traffic
+
+    try:
+        records = traffic.draw(n, shift, magnitude, seed)
+        statuses = traffic.send(url, records)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    summary = ", ".join(f"{code or 'no connection'}: {k}" for code, k in sorted(statuses.items()))
+    print(f"sent {n} passengers (shift {shift}) to {url}: {summary}")
+    if statuses.get(200, 0) != n:
+        raise SystemExit(f"{n - statuses.get(200, 0)} of {n} requests were not answered 200")
 
 
 @task(
@@ -299,7 +385,7 @@ def quickstart(
     print(summary_table(result.version, result.metrics, result.bundle_uri, previous))
     print(f"preprocess + train + evaluate + register: {elapsed:.1f} s")
     if serve:
-        _serve(c, storage, port, banner=True)
+        _serve(c, storage, port)
 
 
 # --- Cloud Monitoring: alert policies and dashboard as code (monitoring/) -------------------

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,87 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from scipy.optimize import brentq
 
 from titanic_mlops import data, evaluation, schema
 from titanic_mlops.monitoring import drift
+from titanic_mlops.shifts import KINDS, NULL, shift_weights
 
 STUDY_CONFIG = data.PROJECT_ROOT / "configs" / "monitoring" / "drift_study.yaml"
 OUT_DIR = data.PROJECT_ROOT / "reports" / "drift"
-NULL = "none"  # the kind of the unshifted draws
-
-
-def _tilt(values: pd.Series, target: float, transform: Callable = lambda x: x) -> np.ndarray:
-    """Exponential tilting: weights ∝ exp(λ·transform(x)) with the weighted mean of x at
-    ``target``; rows where x is missing keep their share."""
-    x = values.to_numpy(dtype=float)
-    present = ~np.isnan(x)
-    xs = x[present]
-    if not xs.mean() <= target < xs.max():
-        raise ValueError(f"{values.name}: mean {target:g} is out of reach by reweighting")
-    t = transform(xs) - transform(xs).mean()
-
-    def tilted(lam: float) -> np.ndarray:
-        w = np.exp(lam * t - (lam * t).max())
-        return w / w.sum()
-
-    hi = 1.0
-    while tilted(hi) @ xs < target:
-        hi *= 2
-    lam = brentq(lambda v: tilted(v) @ xs - target, 0.0, hi) if target > xs.mean() else 0.0
-    w = np.full(len(x), 1 / len(x))
-    w[present] = tilted(lam) * present.mean()
-    return w
-
-
-def _reweight(mask: pd.Series, share: float) -> np.ndarray:
-    """Rows in ``mask`` carry ``share`` of the mass, the others the rest, each group as before."""
-    m = mask.to_numpy(dtype=bool)
-    return np.where(m, share / m.sum(), (1 - share) / (~m).sum())
-
-
-@dataclass(frozen=True)
-class Kind:
-    """A shift kind: the column it moves, its statistic, the target statistic of a
-    magnitude, the unshifted magnitude and the row weights that reach a target."""
-
-    column: str
-    statistic: Callable[[pd.DataFrame], float]
-    target: Callable[[float, float], float]
-    unshifted: Callable[[float], float]
-    weights: Callable[[pd.DataFrame, float], np.ndarray]
-
-
-KINDS: dict[str, Kind] = {
-    "age": Kind(
-        "age",
-        lambda f: f["age"].mean(),
-        lambda base, m: base + m,
-        lambda base: 0.0,
-        lambda f, target: _tilt(f["age"], target),
-    ),
-    "sex": Kind(
-        "sex",
-        lambda f: f["sex"].eq("female").mean(),
-        lambda base, m: m,
-        lambda base: base,
-        lambda f, target: _reweight(f["sex"].eq("female"), target),
-    ),
-    "fare": Kind(
-        "fare",
-        lambda f: f["fare"].mean(),
-        lambda base, m: base * m,
-        lambda base: 1.0,
-        lambda f, target: _tilt(f["fare"], target, np.log1p),
-    ),
-    "class": Kind(
-        "pclass",
-        lambda f: f["pclass"].eq(3).mean(),
-        lambda base, m: m,
-        lambda base: base,
-        lambda f, target: _reweight(f["pclass"].eq(3), target),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -193,14 +119,6 @@ _STATE: dict[str, Any] = {}
 
 def _init(population: Population, options: drift.DriftOptions, baseline: drift.DriftOptions):
     _STATE.update(population=population, options=options, baseline=baseline)
-
-
-def shift_weights(frame: pd.DataFrame, kind: str, magnitude: float) -> np.ndarray:
-    """Probability of drawing each row under a shift of ``kind`` by ``magnitude``."""
-    if kind == NULL:
-        return np.full(len(frame), 1 / len(frame))
-    spec = KINDS[kind]
-    return spec.weights(frame, spec.target(spec.statistic(frame), magnitude))
 
 
 def _run_cell(cell: Cell) -> dict[str, Any]:

@@ -66,3 +66,30 @@ def versions_table(versions: Sequence[VersionInfo]) -> str:
             ]
         )
     return _rows_to_text(rows)
+
+
+def drift_table(summary: dict[str, Any]) -> str:
+    """A drift check's answer: one row per column, then the verdict and the window."""
+    if summary.get("status") != "ok":
+        return (
+            f"{summary.get('status')}: {summary.get('n_current')} records logged, "
+            f"at least {summary.get('min_records')} needed"
+        )
+    rows = [["column", "method", "score", "threshold", "drifted"]]
+    for name, column in summary["columns"].items():
+        rows.append([name, column["method"], f"{column['score']:.4g}",
+                     f"{column['threshold']:g}", "yes" if column["drifted"] else ""])  # fmt: skip
+    verdict = "DRIFT" if summary["dataset_drift"] else "no drift"
+    window = summary.get("window") or {}
+    lines = [
+        _rows_to_text(rows),
+        "",
+        f"dataset: {verdict} (drift share {summary['drift_share']:.2f}; "
+        f"{len(summary['drifted_columns'])} of {len(summary['columns'])} columns)",
+        f"rows: {summary['n_current']} logged (window {window.get('from')} .. {window.get('to')}, "
+        f"model versions {summary.get('model_versions')}) vs {summary['n_reference']} reference "
+        f"rows of version {summary.get('model_version')}",
+    ]
+    if summary.get("report_uri"):
+        lines.append(f"report: {summary['report_uri']}")
+    return "\n".join(lines)

@@ -6,9 +6,9 @@ started in a session of its own, exactly as a shell would run it.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -22,6 +22,7 @@ from titanic_mlops.storage import open_storage
 pytestmark = pytest.mark.integration
 
 STOPS = 20
+UV = shutil.which("uv") or "uv"
 MAX_STOP_SECONDS = 5.0
 
 
@@ -37,8 +38,9 @@ def test_twenty_ctrl_c_stops_in_a_row_are_quick_and_flush_the_log(bucket):
     sent, times = [], []
     for _ in range(STOPS):
         port = free_port()
+        # as a user runs it: `uv run` relays the terminal's SIGINT too (a second signal)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "serve", "--port", str(port),
+            [UV, "run", "--no-sync", "invoke", "serve", "--port", str(port),
              "--storage", str(bucket)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,

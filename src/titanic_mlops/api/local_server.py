@@ -22,6 +22,9 @@ from pathlib import Path
 API_SOURCE = Path(__file__).with_name("main.py")
 DRIFT_SOURCE = Path(__file__).with_name("drift_main.py")
 HOST = "127.0.0.1"
+# Signals this close together are one Ctrl-C: a wrapper such as `uv run` relays the
+# terminal's SIGINT to its child, which then receives it twice within milliseconds.
+SAME_INTERRUPT_SECONDS = 1.0
 
 
 def free_port() -> int:
@@ -153,13 +156,17 @@ class LocalServer:
         The server runs in its own session, so a terminal's Ctrl-C reaches only this
         process: the first SIGINT or SIGTERM is forwarded as one graceful SIGTERM to the
         server's group (what Cloud Run sends; the prediction log is flushed), a second one
-        kills the group. Returns the server's exit code.
+        (a second Ctrl-C, not the same one relayed by a wrapper) kills the group. Returns
+        the server's exit code.
         """
-        forwarded: list[int] = []
+        forwarded: list[float] = []
 
         def forward(signum: int, frame: object) -> None:
+            now = time.monotonic()
+            if forwarded and now - forwarded[0] < SAME_INTERRUPT_SECONDS:
+                return  # the same Ctrl-C, relayed (`uv run` forwards the terminal's SIGINT)
             sig = signal.SIGKILL if forwarded else signal.SIGTERM
-            forwarded.append(signum)
+            forwarded.append(now)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
 

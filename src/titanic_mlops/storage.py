@@ -13,8 +13,10 @@ import os
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from filelock import FileLock  # flock on POSIX, msvcrt on Windows; no POSIX-only import here
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 Generation = str
 
@@ -131,6 +133,10 @@ class LocalStorage(Storage):
 
     def _lock(self, path: Path) -> FileLock:
         """The lock serialising compare-and-swap (and the no-hard-link create) of one key."""
+        # flock on POSIX, msvcrt on Windows; imported here: only alias moves need it, and
+        # every service start would pay for the import (~10 ms)
+        from filelock import FileLock
+
         return FileLock(path.parent / f".lock-{path.name}")
 
     def write(self, key: str, data: bytes) -> None:

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator, Mapping
 from types import FrameType
+from urllib.parse import parse_qsl
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from titanic_mlops.api.http import Call, HttpService, invalid, new_request_id, too_large
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, at most ``limit`` bytes: 413 beyond it, 400 if it is cut short."""
-    declared = request.headers.get("content-length")
+    declared = _header(request.scope, b"content-length")
     if declared is not None:
         if not declared.isdigit():
             raise invalid("Content-Length", "must be a whole number of bytes")
@@ -32,24 +35,78 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:  # also bounds bodies sent without a length (chunked)
-                raise too_large(limit)
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise invalid("body", "was shorter than its Content-Length") from None
-    return b"".join(chunks)
+    while True:  # ASGI messages, as Starlette's Request.stream() reads them
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise invalid("body", "was shorter than its Content-Length")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:  # also bounds bodies sent without a length (chunked)
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """One request header from the raw ASGI scope (no Headers object per request)."""
+    for key, value in scope["headers"]:
+        if key == name:  # ASGI servers give header names in lower case
+            return value.decode("latin-1")
+    return None
+
+
+class ScopeHeaders(Mapping[str, str]):
+    """Read-only, case-insensitive view of the request headers, decoded on access."""
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def __getitem__(self, name: str) -> str:
+        value = _header(self._scope, name.lower().encode("latin-1"))
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode("latin-1") for key, _ in self._scope["headers"])
+
+    def __len__(self) -> int:
+        return len(self._scope["headers"])
+
+
+class ScopeQuery(Mapping[str, str]):
+    """The query string's parameters (last value wins), parsed on first access."""
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+        self._params: dict[str, str] | None = None
+
+    @property
+    def params(self) -> dict[str, str]:
+        if self._params is None:
+            raw = self._scope.get("query_string", b"").decode("latin-1")
+            self._params = dict(parse_qsl(raw, keep_blank_values=True))
+        return self._params
+
+    def __getitem__(self, name: str) -> str:
+        return self.params[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
 
 
 async def respond(service: HttpService, request: Request) -> Response:
     """Answer one Starlette request with ``service``."""
+    scope = request.scope
     call = Call(
-        method=request.method,
-        path=request.scope["path"],  # not request.url: that parses the Host header
-        query=request.query_params,
-        headers=request.headers,
+        method=scope["method"],
+        path=scope["path"],  # not request.url: that parses the Host header
+        query=ScopeQuery(scope),
+        headers=ScopeHeaders(scope),
         read_body=lambda limit: read_body(request, limit),
         request_id=new_request_id(),
     )
@@ -84,3 +141,7 @@ def keep_graceful_exit() -> None:
 
     init_signals.keeps_graceful_exit = True  # type: ignore[attr-defined]
     UvicornWorker.init_signals = init_signals  # type: ignore[method-assign]
+    # uvicorn-worker's extension point for uvicorn's Config: the services speak plain HTTP,
+    # so no websocket protocol is loaded at each worker's boot (~16 ms of imports), and
+    # functions-framework's app has no lifespan handlers to run.
+    UvicornWorker.CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "ws": "none", "lifespan": "off"}

@@ -34,13 +34,13 @@ from titanic_mlops.api.http import (
     Handler,
     HttpService,
     Reply,
+    exporter_for,
     invalid,
     json_reply,
     metrics_reply,
 )
 from titanic_mlops.bundle import Bundle, BundleIntegrityError, NoDriftReference
 from titanic_mlops.monitoring import drift, metrics
-from titanic_mlops.monitoring.exporter import MetricsExporter
 from titanic_mlops.per_process import PerProcess
 from titanic_mlops.registry import Registry, RegistryError
 from titanic_mlops.settings import ServeSettings
@@ -180,14 +180,15 @@ class DriftService(HttpService):
             lambda: DriftChecker(settings, open_storage(settings.storage_uri))
         )
         self._checker.get()  # read the options now: a bad drift.yaml stops start-up
-        self.exporter = MetricsExporter(settings.metrics_export, metrics.REGISTRY, self.instance)
+        self.exporter = exporter_for(settings, self.instance)
         self.routes: dict[str, dict[str, Handler]] = {
             "/": {"GET": self.check},
             "/health": {"GET": self.health},
         }
         if settings.metrics_public:
             self.routes["/metrics"] = {"GET": metrics_reply}
-        atexit.register(self.exporter.close)
+        if self.exporter is not None:
+            atexit.register(self.exporter.close)
 
     def parse(self, query: Any) -> tuple[int, str, str | None]:
         """``n_latest``, ``format`` and ``source`` from the query string, or a 400."""
@@ -214,7 +215,7 @@ class DriftService(HttpService):
             outcome = await asyncio.to_thread(self._checker.get().check, n, source)
         except Unavailable as exc:
             raise ApiError(503, "drift_unavailable", str(exc)) from None
-        if outcome.body["status"] == "ok":
+        if outcome.body["status"] == "ok" and self.exporter is not None:
             self.exporter.maybe_export(force=True)  # so that an alert can fire on drift now
         if fmt == "html" and outcome.html is not None:
             return Reply(200, outcome.html.encode(), "text/html; charset=utf-8")

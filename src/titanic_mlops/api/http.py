@@ -11,7 +11,6 @@ request. Nothing here imports a web framework (see ``api/asgi.py`` for the adapt
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import random
 import time
@@ -19,10 +18,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from titanic_mlops.monitoring import metrics
-from titanic_mlops.monitoring.exporter import MetricsExporter
+
+if TYPE_CHECKING:
+    from titanic_mlops.monitoring.exporter import MetricsExporter
+    from titanic_mlops.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,8 @@ class Reply:
 
 
 def json_reply(body: Any, status: int = 200) -> Reply:
-    """A JSON document as a :class:`Reply`."""
-    return Reply(status, json.dumps(body).encode(), JSON)
+    """A JSON document as a :class:`Reply` (orjson: the answer is on every request's path)."""
+    return Reply(status, orjson.dumps(body), JSON)
 
 
 class ApiError(Exception):
@@ -230,6 +234,17 @@ class HttpService:
                 headers={"Allow": allowed},
             )
         return await handler(call)
+
+
+def exporter_for(settings: ServeSettings, instance: str) -> MetricsExporter | None:
+    """The metrics exporter of a service, or None when export is off (not even imported:
+    it would only lengthen every cold start)."""
+    if not settings.metrics_export.active:
+        return None
+    from titanic_mlops.monitoring.exporter import MetricsExporter
+
+    # series are per instance and worker pid (task_id): nothing overwrites anything
+    return MetricsExporter(settings.metrics_export, metrics.REGISTRY, instance)
 
 
 async def metrics_reply(call: Call) -> Reply:

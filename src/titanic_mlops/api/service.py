@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from titanic_mlops import predictions, schema
 from titanic_mlops.api import openapi
 from titanic_mlops.api.http import (
@@ -35,6 +37,7 @@ from titanic_mlops.api.http import (
     Reply,
     asset_routes,
     constant,
+    exporter_for,
     invalid,
     json_reply,
     metrics_reply,
@@ -42,7 +45,6 @@ from titanic_mlops.api.http import (
 )
 from titanic_mlops.bundle import Bundle
 from titanic_mlops.monitoring import metrics
-from titanic_mlops.monitoring.exporter import MetricsExporter
 from titanic_mlops.per_process import PerProcess
 from titanic_mlops.prediction_log import PredictionLog
 from titanic_mlops.predictor import Predictor
@@ -59,10 +61,22 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_json(body: bytes) -> Any:
-    """Strict JSON (no NaN/Infinity), or a 400 naming the body."""
+    """Strict JSON (no NaN/Infinity), or a 400 naming the body.
+
+    orjson parses (in C, strict); what it refuses is parsed again by the standard library,
+    which accepts integers beyond 64 bits (then refused by the schema, naming the field) and
+    words the error for the client.
+    """
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return _STRICT.decode(body.decode())
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise invalid("body", f"must be valid JSON ({str(exc)[:120]})") from None
 
@@ -148,8 +162,7 @@ class PredictionService(HttpService):
         )
         self.started = time.monotonic()
         self.instance = f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
-        # Series are per instance and worker pid (task_id); a no-op unless enabled.
-        self.exporter = MetricsExporter(settings.metrics_export, metrics.REGISTRY, self.instance)
+        self.exporter = exporter_for(settings, self.instance)
         self._model: _Model | None = None
         self._model_error = "not loaded yet"
         self._next_attempt = 0.0
@@ -224,7 +237,8 @@ class PredictionService(HttpService):
         found = self._log.current()
         if found is not None:
             found.close()
-        self.exporter.close()
+        if self.exporter is not None:
+            self.exporter.close()
 
     # --- routes ----------------------------------------------------------------------
     async def predict(self, call: Call) -> Reply:

@@ -232,3 +232,18 @@ def test_a_streamed_oversize_body_is_refused_while_streaming(local_server):
     growth_mb = (worker_rss_kb(local_server) - before) / 1024
     print(f"413 after {sent / 2**20:.1f} MiB sent; worker RSS grew {growth_mb:.1f} MB")
     assert growth_mb < 16
+
+
+def test_metrics_sum_over_workers(bucket, server_factory):
+    # two workers: whichever answers the scrape, it reports every worker's requests
+    server = server_factory({"STORAGE_URI": str(bucket), "WORKERS": "2"})
+    label = 'titanic_requests_total{method="POST",route="/",status="200"}'
+    with ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(lambda i: post(f"{server.url}/", {"pclass": 1, "sex": "male"}),
+                               range(200)))  # fmt: skip
+    assert all(status == 200 for status, _ in bodies)
+    for _ in range(10):  # scrapes land on either worker
+        assert metric_value(server.url, label) == 200
+    text = urllib.request.urlopen(f"{server.url}/metrics", timeout=10).read().decode()
+    assert 'titanic_model_info{alias="production",model="titanic-logreg",version="1"} 1.0' in text
+    assert "titanic_predictions_total" in text

@@ -171,7 +171,7 @@ def test_a_refused_dispatch_is_one_line(tmp_path, trained, http_server):
 def run_train_job(tmp_path, data_dirs, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "titanic_mlops.delivery.train_job", "--alias", "staging", *extra,
-         f"data.processed_dir={data_dirs['processed']}", f"data.reference={data_dirs['reference']}",
+         f"data.processed_dir={data_dirs['processed']}",
          f"registry.storage_uri={tmp_path / 'bucket'}", "wandb.mode=disabled",
          "evaluation.cv_folds=2"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,

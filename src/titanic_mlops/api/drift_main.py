@@ -12,13 +12,19 @@ import gc
 import logging
 import os
 
-from functions_framework import aio
-from starlette.requests import Request
-from starlette.responses import Response
+from titanic_mlops.monitoring import multiprocess
 
-from titanic_mlops.api.asgi import keep_graceful_exit, respond
-from titanic_mlops.api.drift_service import DriftService
-from titanic_mlops.settings import load_settings
+# With WORKERS > 1, every worker's metrics go to one folder that /metrics sums: this must
+# happen before anything imports prometheus-client (the imports below do).
+multiprocess.prepare()
+
+from functions_framework import aio  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+
+from titanic_mlops.api.asgi import keep_graceful_exit, respond  # noqa: E402
+from titanic_mlops.api.drift_service import DriftService  # noqa: E402
+from titanic_mlops.settings import load_settings  # noqa: E402
 
 logging.basicConfig(
     level=os.environ.get("LOG_LEVEL", "INFO"),

@@ -15,6 +15,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from titanic_mlops.monitoring import multiprocess
 
 PREFIX = "titanic_"
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -56,6 +59,7 @@ MODEL_INFO = Gauge(
     "1 for the model version this instance serves.",
     ["model", "version", "alias"],
     registry=REGISTRY,
+    multiprocess_mode="max",  # set in the master before the fork
 )
 MODEL_LOAD_FAILURES = Counter(
     "titanic_model_load_failures",
@@ -81,6 +85,7 @@ LOG_BUFFERED = Gauge(
     "titanic_prediction_log_buffered_records",
     "Prediction records waiting in memory to be written.",
     registry=REGISTRY,
+    multiprocess_mode="sum",  # every worker has its own buffer
 )
 
 STORAGE_WRITE_LATENCY = Histogram(
@@ -96,33 +101,39 @@ DRIFT_DATASET = Gauge(
     "titanic_drift_dataset_drift",
     "1 if the last drift check declared dataset drift, else 0.",
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the last check, whichever worker ran it
 )
 DRIFT_SHARE = Gauge(
     "titanic_drift_share",
     "Share of checked columns flagged as drifted by the last drift check.",
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the last check, whichever worker ran it
 )
 DRIFT_COLUMN_SCORE = Gauge(
     "titanic_drift_column_score",
     "Drift test score (p-value or distance, see method) per column in the last check.",
     ["column", "method"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the last check, whichever worker ran it
 )
 DRIFT_COLUMN_DRIFTED = Gauge(
     "titanic_drift_column_drifted",
     "1 if the column was flagged as drifted by the last check, else 0.",
     ["column"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the last check, whichever worker ran it
 )
 DRIFT_ROWS = Gauge(
     "titanic_drift_rows_checked",
     "Current (logged) rows compared against the reference in the last check.",
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the last check, whichever worker ran it
 )
 DRIFT_LAST_CHECK = Gauge(
     "titanic_drift_last_check_timestamp_seconds",
     "Unix time of the last completed drift check.",
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the last check, whichever worker ran it
 )
 
 # --- export to Cloud Monitoring ----------------------------------------------------------
@@ -135,7 +146,16 @@ EXPORTS = Counter(
 
 
 def exposition() -> tuple[bytes, str]:
-    """The Prometheus text exposition of :data:`REGISTRY` and its content type."""
+    """The Prometheus text exposition and its content type.
+
+    With several workers (multiprocess mode, see monitoring/multiprocess.py) it sums every
+    worker's values, so a scrape does not depend on which worker answers; process metrics
+    are then per worker and reach Cloud Monitoring through each worker's exporter.
+    """
+    if multiprocess.active():
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)
+        return generate_latest(merged), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 

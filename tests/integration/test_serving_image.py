@@ -25,7 +25,7 @@ IMAGES = {
     "api": ("api.dockerfile", ["serve"],
             ("torch", "evidently", "hydra", "wandb", "pandas", "sklearn"), ("onnxruntime",), 300),
     "drift": ("drift.dockerfile", ["serve", "drift"],
-              ("torch", "hydra", "wandb", "onnx"), ("evidently", "pandas"), 700),
+              ("torch", "hydra", "wandb", "onnx"), ("evidently", "pandas"), 1000),
 }  # fmt: skip
 
 

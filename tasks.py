@@ -234,16 +234,18 @@ def simulate_traffic(
 
 @task(
     help={
-        "url": "service URL",
+        "url": "service URL (default: http://127.0.0.1:<port>/)",
+        "port": "port of a local service (as given to `invoke serve --port`)",
         "json": "request body (default: one example passenger)",
     }
 )
-def predict(c: Context, url: str = "http://127.0.0.1:8080/", json: str = EXAMPLE) -> None:
+def predict(c: Context, url: str = "", port: int = 8080, json: str = EXAMPLE) -> None:
     """POST a prediction request and print the answer."""
     import json as jsonlib
     import urllib.error
     import urllib.request
 
+    url = url or f"http://127.0.0.1:{port}/"
     request = urllib.request.Request(
         url, data=json.encode(), method="POST", headers={"Content-Type": "application/json"}
     )
@@ -253,6 +255,12 @@ def predict(c: Context, url: str = "http://127.0.0.1:8080/", json: str = EXAMPLE
     except urllib.error.HTTPError as err:
         print(err.code, err.read().decode())
         raise SystemExit(1) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SystemExit(
+            f"error: no service answered at {url} ({reason}): start one with "
+            "`uv run invoke serve`, or pass --port/--url"
+        ) from None
 
 
 @task(
@@ -597,3 +605,46 @@ def _send_dispatch(request, alias: str) -> None:
             f"model-registry workflow by hand with alias={alias}"
         ) from None
     print(f"sent {dispatch.EVENT_TYPE} to {request.full_url}: model-registry.yaml validates it")
+
+
+# --- one-line errors ----------------------------------------------------------------------
+# Every task turns the project's own errors (registry, bundle, settings, storage, schema,
+# data, a busy port, an unreachable service) into one line on stderr and exit code 1. A
+# traceback is for bugs: `LOG_LEVEL=DEBUG uv run invoke ...` (or `invoke --debug`) shows it.
+
+
+def _debugging() -> bool:
+    return (
+        os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
+        or bool(os.environ.get("INVOKE_DEBUG"))
+        or "--debug" in sys.argv
+        or "-d" in sys.argv[1:2]
+    )
+
+
+def _one_line_errors(body):
+    import functools
+
+    @functools.wraps(body)
+    def run(*args, **kwargs):
+        try:
+            return body(*args, **kwargs)
+        except Exception as exc:
+            from titanic_mlops.errors import expected, one_line
+
+            if _debugging() or not expected(exc):
+                raise
+            raise SystemExit(f"error: {one_line(exc)}") from None
+
+    return run
+
+
+def _wrap_tasks() -> None:
+    from invoke.tasks import Task
+
+    for value in list(globals().values()):
+        if isinstance(value, Task) and not getattr(value.body, "__wrapped__", None):
+            value.body = _one_line_errors(value.body)
+
+
+_wrap_tasks()

@@ -11,8 +11,10 @@ In one run it measures, on loopback:
         gunicorn threads),
       - ``service``: the prediction service (ASGI mode, as deployed),
       - ``service-default-stack``: the same service core on the default stack (how the
-        service ran before the ASGI mode);
-    req/s, p50, p99 and the service's ratio to each of the other three;
+        service ran before the ASGI mode),
+      - ``service-export-on``: the service pushing its metrics every 5 s to Cloud
+        Monitoring (the real client over gRPC to an in-process stand-in, tests/fakes);
+    req/s, p50, p99 and the service's ratio to each of the others;
   * cold start: process start to first successful prediction, vs `python -c "import torch"`;
   * zero loss: N predictions from C concurrent clients, then SIGTERM; the prediction log
     must hold exactly N records with N distinct request ids.
@@ -298,9 +300,20 @@ def main() -> None:
         }
     }
 
+    sys.path.insert(0, str(ROOT))
+    from tests.fakes.gcp_monitoring import FakeMonitoring
+
+    monitoring = FakeMonitoring().start()
     with tempfile.TemporaryDirectory() as tmp:
         uri = copy_registry(args.storage, Path(tmp) / "throughput")
         service_env = {**same, "STORAGE_URI": uri, "INFERENCE": args.inference}
+        export_env = {
+            **service_env,
+            "METRICS_EXPORT_ENABLED": "true",
+            "METRICS_EXPORT_PROJECT_ID": "bench",
+            "METRICS_EXPORT_PERIOD_SECONDS": "5",
+            "MONITORING_EMULATOR_HOST": monitoring.address,
+        }
         contestants = {  # name: (target, source, env, ASGI mode)
             "asgi-noop": ("noop_async", NOOP_SOURCE, same, True),
             "default-noop": ("noop", NOOP_SOURCE, same, False),
@@ -311,6 +324,7 @@ def main() -> None:
                 service_env,
                 False,
             ),
+            "service-export-on": ("logreg_classifier", API_SOURCE, export_env, True),
         }
         # Alternate the servers for several rounds: the median ratio is robust to the
         # other load on a shared 2-core machine.
@@ -324,14 +338,14 @@ def main() -> None:
                 for key in ("rps", "p50_ms", "p99_ms", "non_2xx")
             } | {"tool": values[0]["tool"], "rounds": values}
         results["ratios"] = {}
-        for floor in ("asgi-noop", "default-noop", "service-default-stack"):
-            rounds = [
-                s["rps"] / f["rps"] for s, f in zip(runs["service"], runs[floor], strict=True)
-            ]
-            results["ratios"][f"service/{floor}"] = {
+        pairs = [("service", f) for f in ("asgi-noop", "default-noop", "service-default-stack")]
+        for top, floor in [*pairs, ("service-export-on", "service")]:
+            rounds = [s["rps"] / f["rps"] for s, f in zip(runs[top], runs[floor], strict=True)]
+            results["ratios"][f"{top}/{floor}"] = {
                 "median": statistics.median(rounds),
                 "rounds": rounds,
             }
+        results["export_calls"] = len(monitoring.time_series_calls)
 
         cold_uri = copy_registry(args.storage, Path(tmp) / "cold")
         results["cold_start_s"], results["cold_start_runs_s"] = median_time(
@@ -344,6 +358,7 @@ def main() -> None:
             copy_registry(args.storage, Path(tmp) / "zero"), args.zero_loss_n, 32, same
         )
 
+    monitoring.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"load: {results['settings']}  ({results['service']['tool']})")
@@ -355,6 +370,7 @@ def main() -> None:
     for name, ratio in results["ratios"].items():
         rounds = ", ".join(f"{r:.2f}" for r in ratio["rounds"])
         print(f"{name:32} {ratio['median']:.2f}x (median; rounds {rounds})")
+    print(f"CreateTimeSeries calls received from the export-on service: {results['export_calls']}")
     print(
         f"cold start to first prediction: median {results['cold_start_s']:.2f} s "
         f"vs `import torch` {results['import_torch_s']:.2f} s "

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,15 +31,15 @@ def spawn(argv: Sequence[str], env: dict[str, str], log: Path, cwd: Path) -> int
             cwd=cwd,
             start_new_session=True,
         )
+    # reaped as soon as it exits should this process live on (a zombie would look alive)
+    threading.Thread(target=proc.wait, daemon=True).start()
     return proc.pid
 
 
 def alive(pid: int) -> bool:
-    """Whether process group ``pid`` still has a process (an exited child of ours is reaped)."""
+    """Whether process group ``pid`` still has a process."""
     if pid <= 0:
         return False
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # a zombie child would otherwise look alive
     try:
         os.killpg(pid, 0)
     except (ProcessLookupError, PermissionError):

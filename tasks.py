@@ -634,7 +634,6 @@ def stack_up(
     from titanic_mlops import local_stack
 
     folder = _stack_state(state)
-    print(f"Starting the local monitoring stack (state in {folder}):")
     try:
         components = local_stack.up(storage, folder, fast=fast, free_ports=free_ports)
     except local_stack.StackError as exc:

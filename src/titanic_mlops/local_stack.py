@@ -135,7 +135,7 @@ def plan(
     am, prom = url["alertmanager"], url["prometheus"]
     components = [
         Component("mail", [*py, "titanic_mlops.mail_sink", "--port", str(port["mail"]),
-                           "--dir", str(state / "mail")], mail, mail),
+                           "--dir", str(state / "mail")], f"{mail} -> {state / 'mail'}/", mail),
         Component("alertmanager", [binary["alertmanager"], f"--config.file={files['alertmanager']}",
                                    f"--storage.path={state / 'alertmanager-data'}",
                                    f"--web.listen-address={HOST}:{port['alertmanager']}",
@@ -246,6 +246,7 @@ def banner(components: list[Component], state: Path) -> str:
         f"Alert mails       {Path(state) / 'mail'}/*.eml\n"
         f"Traffic           uv run invoke simulate-traffic --url {url['api']} --shift class\n"
         f"Drift check       curl -s '{url['drift']}/?n_latest=500'   (sets the drift gauges)\n"
+        f"Logs, configs     {Path(state) / 'logs'}, {Path(state) / 'config'}\n"
         "Status, stop      uv run invoke stack-status / stack-down"
     )
 

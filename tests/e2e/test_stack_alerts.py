@@ -8,6 +8,7 @@ of the trained registry. Real Prometheus, Alertmanager, SMTP sink and services o
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -224,3 +225,16 @@ def test_stack_down_stops_every_process_and_can_be_repeated(stack: Stack):
     again = invoke("stack-down", "--state", str(stack.state))
     assert again.returncode == 0 and "was not running" in again.stdout
     assert invoke("stack-status", "--state", str(stack.state)).returncode == 1
+
+
+def test_stack_up_without_prometheus_says_how_to_install_it_in_one_line(tmp_path: Path):
+    up = subprocess.run(
+        [sys.executable, "-m", "invoke", "stack-up", "--state", str(tmp_path), "--free-ports"],
+        cwd=ROOT, text=True, capture_output=True, timeout=60,
+        env={**os.environ, "PATH": str(Path(sys.executable).parent)},  # no system binaries
+    )  # fmt: skip
+    assert up.returncode != 0
+    assert up.stdout == "" and up.stderr.count("\n") == 1, up.stderr
+    assert "apt-get install prometheus prometheus-alertmanager" in up.stderr
+    assert "brew install prometheus alertmanager" in up.stderr
+    assert local_stack.read_state(tmp_path) == []

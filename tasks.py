@@ -607,6 +607,73 @@ def _send_dispatch(request, alias: str) -> None:
     print(f"sent {dispatch.EVENT_TYPE} to {request.full_url}: model-registry.yaml validates it")
 
 
+# ======================================================================================
+# Local monitoring stack (issue 8): the prediction and drift services, Prometheus,
+# Alertmanager and an SMTP sink, in the background on 127.0.0.1. The logic lives in
+# src/titanic_mlops/local_stack.py, the configs in deploy/local/.
+# ======================================================================================
+
+STACK_STATE = "folder of the stack's pids, logs, rendered configs and mails (default .stack/)"
+
+
+def _stack_state(state: str) -> Path:
+    from titanic_mlops.local_stack import STATE_DIR
+
+    return Path(state) if state else STATE_DIR
+
+
+@task(
+    help={
+        "storage": "storage URI of both services (registry + prediction log)",
+        "state": STACK_STATE,
+        "fast": "alerts within seconds: every rule's `for:` cut to 10 s, 2 s evaluation, "
+        "1 s group wait (what the end-to-end tests use); expressions unchanged",
+        "free_ports": "free loopback ports instead of those in deploy/local/stack.yaml",
+    }
+)
+def stack_up(
+    c: Context,
+    storage: str = DEFAULT_STORAGE,
+    state: str = "",
+    fast: bool = False,
+    free_ports: bool = False,
+) -> None:
+    """Start the local monitoring stack in the background, wait until healthy, print URLs."""
+    from titanic_mlops import local_stack
+
+    folder = _stack_state(state)
+    try:
+        components = local_stack.up(storage, folder, fast=fast, free_ports=free_ports)
+    except local_stack.StackError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(local_stack.banner(components, folder))
+
+
+@task(help={"state": STACK_STATE})
+def stack_status(c: Context, state: str = "") -> None:
+    """Show each component of the local stack up or down, with its URL (exit 1 if any is down)."""
+    from titanic_mlops import local_stack
+
+    found = local_stack.status(_stack_state(state))
+    if not found:
+        raise SystemExit(
+            f"the local stack is not running (nothing started from {_stack_state(state)})"
+        )
+    for component, healthy, answer in found:
+        print(local_stack.line(component, healthy, answer))
+    if not all(healthy for _, healthy, _ in found):
+        raise SystemExit(1)
+
+
+@task(help={"state": STACK_STATE})
+def stack_down(c: Context, state: str = "") -> None:
+    """Stop every component of the local stack (SIGTERM, then SIGKILL); safe to repeat."""
+    from titanic_mlops import local_stack
+
+    stopped = local_stack.down(_stack_state(state))
+    print(f"stopped: {', '.join(stopped)}" if stopped else "the local stack was not running")
+
+
 # --- one-line errors ----------------------------------------------------------------------
 # Every task turns the project's own errors (registry, bundle, settings, storage, schema,
 # data, a busy port, an unreachable service) into one line on stderr and exit code 1. A

@@ -74,7 +74,7 @@ def dockerignore_patterns() -> list[str]:
     [".venv/lib/python3.11/site.py", "wandb/offline-run-1/run.wandb", "artifacts/registry/x",
      ".git/HEAD", "src/titanic_mlops/__pycache__/x.cpython-311.pyc", "data/processed/train.pt",
      "reports/locust/run_stats.csv", "outputs/2024/x", "multirun/x", "rendered/api.yaml",
-     ".pytest_cache/v", "site/index.html"],
+     ".pytest_cache/v", "site/index.html", ".stack/prometheus-data/wal/0"],
 )  # fmt: skip
 def test_local_run_outputs_stay_out_of_the_build_context(path):
     assert dockerignored(path, dockerignore_patterns())

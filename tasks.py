@@ -315,6 +315,17 @@ def load_test(
     print(f"CSV written to {csv}_stats.csv, {csv}_failures.csv, {csv}_stats_history.csv")
 
 
+@task(help={"push": "then copy the outputs to the default DVC remote (artifacts/dvc, offline)"})
+def repro(c: Context, push: bool = False) -> None:
+    """Reproduce the DVC pipeline (`dvc repro`: only stages whose deps changed); `dvc status`."""
+    env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # the stages' `python`
+    with c.cd(str(ROOT)):
+        c.run(f"{PY} -m dvc repro", pty=False, env=env)
+        if push:
+            c.run(f"{PY} -m dvc push", pty=False, env=env)
+        c.run(f"{PY} -m dvc status", pty=False, env=env)
+
+
 @task
 def profile(c: Context) -> None:
     """cProfile + torch.profiler over a training run; prints epoch time."""

@@ -152,8 +152,9 @@ def bundle_sha(data: bytes) -> str:
 
 
 def test_optuna_sweep_runs_offline(tmp_path, data_dirs):
+    """`invoke sweep`'s command, smaller: it works, and prints no alembic plugin noise."""
     sweep_dir = tmp_path / "sweep"
-    run(
+    proc = run(
         "-m",
         "titanic_mlops.train",
         "--multirun",
@@ -172,6 +173,9 @@ def test_optuna_sweep_runs_offline(tmp_path, data_dirs):
         "hyperparameters.weight_decay",
     }
     assert 0.5 < results["best_value"] <= 1.0
+    output = proc.stdout + proc.stderr
+    assert "Best value" in output  # Hydra's own INFO lines still show
+    assert "alembic" not in output and "setup plugin" not in output
 
 
 def test_quickstart_ends_by_serving_the_production_model(tmp_path):

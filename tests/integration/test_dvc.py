@@ -76,24 +76,38 @@ def test_train_depends_on_what_it_reads_of_preprocess():
     assert set(inputs) <= set(paths(PIPELINE["preprocess"]["outs"]))
 
 
-def test_train_depends_on_every_config_file_hydra_composes():
+def stage_config(return_hydra_config: bool = False):
+    """The config the train stage's command composes (its Hydra overrides)."""
     from hydra import compose, initialize_config_dir
 
+    overrides = PIPELINE["train"]["cmd"].split("titanic_mlops.train", 1)[1].split()
     assert config_schema.SCHEMA_NAME  # imported: the schema is in Hydra's ConfigStore
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("config", return_hydra_config=True)
+        return compose("config", overrides, return_hydra_config=return_hydra_config)
+
+
+def test_train_depends_on_every_config_file_hydra_composes():
+    cfg = stage_config(return_hydra_config=True)
     files = {"configs/config.yaml"} | {
         f"configs/{group}/{choice}.yaml"
         for group, choice in cfg.hydra.runtime.choices.items()
-        if not group.startswith("hydra")
+        if not group.startswith("hydra") and choice is not None
     }
+    assert "configs/stage/dvc_train.yaml" in files
     assert files <= set(PIPELINE["train"]["deps"])
+    assert cfg.hydra.run.dir == "outputs/dvc"
+    assert paths(PIPELINE["train"]["outs"]) == ["outputs/dvc/bundle"]
+
+
+def test_the_stage_trains_without_wandb_or_the_registry():
+    cfg = stage_config()
+    assert cfg.wandb.mode == "disabled" and cfg.registry.register is False
 
 
 def test_the_metrics_file_is_versioned_and_written_by_the_stage():
     (metrics,) = paths(PIPELINE["train"]["metrics"])
     assert PIPELINE["train"]["metrics"][0][metrics] == {"cache": False}
-    assert f"metrics_file={metrics}" in PIPELINE["train"]["cmd"].split()
+    assert stage_config().metrics_file == metrics
     ignored = subprocess.run(["git", "check-ignore", "-q", metrics], cwd=ROOT, check=False)
     assert ignored.returncode == 1, f"{metrics} is ignored by git"
     assert (ROOT / metrics).is_file(), "run `uv run invoke repro` and commit the metrics file"

@@ -11,8 +11,14 @@ from titanic_mlops.config_schema import ConfigError, TrainConfig
 
 @pytest.mark.parametrize(
     "overrides",
-    [[], ["+experiments=exp1"], ["+hparams_search=optuna"], ["registry.promote_to=staging"]],
-    ids=["default", "exp1", "optuna", "promote"],
+    [
+        [],
+        ["+experiments=exp1"],
+        ["+hparams_search=optuna"],
+        ["+stage=dvc_train"],
+        ["registry.promote_to=staging"],
+    ],
+    ids=["default", "exp1", "optuna", "dvc_train", "promote"],
 )
 def test_the_shipped_configs_pass(overrides):
     cfg = config_schema.compose(overrides)

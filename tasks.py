@@ -95,6 +95,8 @@ def promote(
     try:
         registry.load(version)  # every sha256 of the bundle verifies, or nothing moves
     except (RegistryError, BundleIntegrityError) as exc:
+        if os.environ.get("LOG_LEVEL", "").upper() == "DEBUG":
+            raise
         raise SystemExit(f"error: not promoting version {version}: {exc}") from None
     if gate and not _gate(storage, version):
         raise SystemExit(1)
@@ -392,6 +394,8 @@ def quickstart(
     try:  # a bad config stops here, before any work
         cfg = config_schema.compose([f"registry.storage_uri={storage}", *shlex.split(overrides)])
     except config_schema.ConfigError as exc:
+        if os.environ.get("LOG_LEVEL", "").upper() == "DEBUG":
+            raise
         raise SystemExit(f"invalid config: {exc}") from None
     if not cfg.registry.register:
         raise SystemExit("quickstart registers and promotes: drop registry.register=false")

@@ -78,3 +78,15 @@ def test_control_a_good_config_does_create_the_wandb_run_and_the_version(tmp_pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert list((tmp_path / "wandb").glob("wandb/offline-run-*/run-*.wandb"))
     assert (tmp_path / "bucket/registry/titanic-logreg/versions/1/manifest.json").is_file()
+
+
+def test_quickstart_stops_before_any_work(tmp_path, data_dirs):
+    overrides = " ".join([*places(tmp_path, data_dirs)[:2], "hyperparameters.epochs=-5"])
+    proc = cli("-m", "invoke", "quickstart", "--no-serve", "--storage", str(tmp_path / "bucket"),
+               "--overrides", overrides)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "invalid config: hyperparameters.epochs = -5 (must be an integer >= 1)"
+    ]
+    assert proc.stdout == ""
+    assert not (tmp_path / "wandb").exists() and not (tmp_path / "bucket").exists()

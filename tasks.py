@@ -82,17 +82,25 @@ def promote(
     notify: bool = False,
     repo: str = "",
 ) -> None:
-    """Point an alias at a registered version (compare-and-swap)."""
-    from titanic_mlops.registry import Registry
+    """Point an alias at a registered version (compare-and-swap) whose every sha256 verifies."""
+    from titanic_mlops.bundle import BundleIntegrityError
+    from titanic_mlops.registry import Registry, RegistryError
     from titanic_mlops.storage import open_storage
 
     if version < 1:
         raise SystemExit("--version N is required (a registered version number)")
     if notify:
         _dispatch(alias, version, None, repo)  # token and repository checked before any move
+    registry = Registry(open_storage(storage), MODEL_NAME)
+    try:
+        registry.load(version)  # every sha256 of the bundle verifies, or nothing moves
+    except (RegistryError, BundleIntegrityError) as exc:
+        if os.environ.get("LOG_LEVEL", "").upper() == "DEBUG":
+            raise
+        raise SystemExit(f"error: not promoting version {version}: {exc}") from None
     if gate and not _gate(storage, version):
         raise SystemExit(1)
-    previous = Registry(open_storage(storage), MODEL_NAME).set_alias(alias, version)
+    previous = registry.set_alias(alias, version)
     print(f"{MODEL_NAME}:{alias} -> version {version} (was {previous})")
     if notify:
         _send_dispatch(_dispatch(alias, version, previous, repo), alias)
@@ -317,6 +325,17 @@ def load_test(
     print(f"CSV written to {csv}_stats.csv, {csv}_failures.csv, {csv}_stats_history.csv")
 
 
+@task(help={"push": "then copy the outputs to the default DVC remote (artifacts/dvc, offline)"})
+def repro(c: Context, push: bool = False) -> None:
+    """Reproduce the DVC pipeline (`dvc repro`: only stages whose deps changed); `dvc status`."""
+    env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # the stages' `python`
+    with c.cd(str(ROOT)):
+        c.run(f"{PY} -m dvc repro", pty=False, env=env)
+        if push:
+            c.run(f"{PY} -m dvc push", pty=False, env=env)
+        c.run(f"{PY} -m dvc status", pty=False, env=env)
+
+
 @task
 def profile(c: Context) -> None:
     """cProfile + torch.profiler over a training run; prints epoch time."""
@@ -359,39 +378,54 @@ def quickstart(
     serve: bool = True,
     port: int = 8080,
 ) -> None:
-    """The main job on embedded defaults: preprocess, train, register, promote, serve."""
+    """The main job on embedded defaults: preprocess, train, register, promote, serve.
+
+    The same data, config, seed and code reuse their registered version. `production` moves
+    only to a version this run registers and the validation gate accepts (or, with no
+    production yet, to the reused one): see src/titanic_mlops/promotion.py.
+    """
     import logging
 
-    from hydra import compose, initialize_config_dir
-
-    from titanic_mlops import data
+    from titanic_mlops import config_schema, data, promotion
     from titanic_mlops import train as train_mod
     from titanic_mlops.api.local_server import PortInUse, check_port_free
     from titanic_mlops.registry import Registry
     from titanic_mlops.reporting import summary_table
     from titanic_mlops.storage import open_storage
+    from titanic_mlops.validation import load_policy
 
     if serve:  # say so now, not after training
         try:
             check_port_free(port)
         except PortInUse as exc:
             raise SystemExit(str(exc)) from None
+    try:  # a bad config stops here, before any work
+        cfg = config_schema.compose([f"registry.storage_uri={storage}", *shlex.split(overrides)])
+    except config_schema.ConfigError as exc:
+        if os.environ.get("LOG_LEVEL", "").upper() == "DEBUG":
+            raise
+        raise SystemExit(f"invalid config: {exc}") from None
+    if not cfg.registry.register:
+        raise SystemExit("quickstart registers and promotes: drop registry.register=false")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     start = time.perf_counter()
-    data.preprocess()
-    with initialize_config_dir(config_dir=train_mod.CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            "config", overrides=[f"registry.storage_uri={storage}", *shlex.split(overrides)]
-        )
+    data.preprocess(**data.configured_arguments())  # as the DVC preprocess stage does
     result = train_mod.run(cfg)
     registry = Registry(open_storage(train_mod.storage_uri(storage)), cfg.registry.model_name)
-    previous = registry.set_alias("production", result.version)
+    held_out = train_mod.project_path(cfg.data.processed_dir) / data.TEST_RAW
+    decision = promotion.promote_checked(
+        registry, result.version, result.reused, load_policy([f"held_out={held_out}"])
+    )
     elapsed = time.perf_counter() - start
     print()
-    print(summary_table(result.version, result.metrics, result.bundle_uri, previous))
+    print(summary_table(result.version, result.metrics, result.bundle_uri, decision.note))
+    for check in decision.report.checks if decision.report else ():
+        print(f"  gate {check}")
     print(f"preprocess + train + evaluate + register: {elapsed:.1f} s")
+    if decision.current is None:
+        raise SystemExit(f"error: no production model to serve: {decision.note}")
     if serve:
         _serve(c, storage, port)
 

@@ -1,6 +1,6 @@
 """Profile one training run with cProfile and torch.profiler; print epoch time.
 
-    uv run python profiling/profile_training.py [--epochs 100] [--out profiling/out]
+    uv run python profiling/profile_training.py [--epochs 100] [--out DIR] [--processed DIR]
 
 Prints the top functions by cumulative time (cProfile), the top torch operators
 (torch.profiler), and the median wall time of one epoch over the processed training split.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import statistics
 import time
@@ -20,6 +21,19 @@ import torch
 from omegaconf import OmegaConf
 
 from titanic_mlops import data, train
+
+# Kineto, torch.profiler's tracer, probes CUDA when a trace starts; with PyPI's CUDA build of
+# torch on a machine without a GPU driver it logs "ERROR … gpuGetDeviceCount failed with
+# code 35" (cudaErrorInsufficientDriver) and two USDT start/stop markers on every trace.
+# Its threshold comes from KINETO_LOG_LEVEL, read when the first trace starts (0 verbose …
+# 4 error, 5 usdt): 6 is above every level.
+KINETO_QUIET = "6"
+
+
+def quiet_kineto_without_gpu() -> None:
+    """Silence kineto's CUDA probe on a CPU-only machine (a GPU, or the user's own level, wins)."""
+    if not torch.cuda.is_available():
+        os.environ.setdefault("KINETO_LOG_LEVEL", KINETO_QUIET)
 
 
 def epoch_times(x: torch.Tensor, y: torch.Tensor, hp, repeats: int) -> list[float]:
@@ -37,14 +51,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("profiling/out"))
+    parser.add_argument("--processed", type=Path, default=data.PROCESSED_DIR)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    quiet_kineto_without_gpu()
 
     hp = OmegaConf.load(data.PROJECT_ROOT / "configs/hyperparameters/default.yaml")
     hp.epochs = args.epochs
-    if not (data.PROCESSED_DIR / "train.pt").exists():
-        data.preprocess()
-    x, y = data.titanic_dataset("train").tensors
+    if not (args.processed / data.TRAIN_TENSORS).exists():
+        data.preprocess(processed_dir=args.processed)
+    x, y = data.titanic_dataset("train", args.processed).tensors
     torch.set_num_threads(1)
 
     profiler = cProfile.Profile()

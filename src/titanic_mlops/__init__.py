@@ -1,0 +1,1 @@
+"""Titanic survival, from a raw CSV to a monitored service: see the README."""

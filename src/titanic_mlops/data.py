@@ -31,6 +31,13 @@ PROCESSED_DIR = PROJECT_ROOT / "data" / "processed"
 TRAIN_RAW = "train_raw.csv"
 TEST_RAW = "test_raw.csv"
 PROBABILITY = "probability"  # the model's probability column of a bundle's reference.csv
+TRAIN_TENSORS = "train.pt"
+TEST_TENSORS = "test.pt"
+PREPROCESSING = "preprocessing.json"
+# What :func:`preprocess` writes (dvc.yaml's preprocess outs), and what training reads of it.
+PROCESSED_FILES = (TRAIN_TENSORS, TEST_TENSORS, PREPROCESSING, TRAIN_RAW, TEST_RAW)
+TRAINING_INPUTS = (TRAIN_TENSORS, TEST_TENSORS, PREPROCESSING, TRAIN_RAW)
+CONFIG_FILE = PROJECT_ROOT / "configs" / "config.yaml"
 
 
 class RawDataError(ValueError):
@@ -166,12 +173,12 @@ def preprocess(
     prep = schema.fit(parts.train)
     processed = Path(processed_dir)
     _write_if_changed(
-        processed / "train.pt", _tensor_bytes(to_tensors(parts.train, parts.train_y, prep))
+        processed / TRAIN_TENSORS, _tensor_bytes(to_tensors(parts.train, parts.train_y, prep))
     )
     _write_if_changed(
-        processed / "test.pt", _tensor_bytes(to_tensors(parts.test, parts.test_y, prep))
+        processed / TEST_TENSORS, _tensor_bytes(to_tensors(parts.test, parts.test_y, prep))
     )
-    _write_if_changed(processed / "preprocessing.json", prep.to_json().encode())
+    _write_if_changed(processed / PREPROCESSING, prep.to_json().encode())
     # Both splits in raw units too: evaluation of a registered bundle re-encodes the test
     # split with the bundle's own preprocessing, exactly as serving would; cross-validation
     # refits preprocessing inside each fold from the training split's raw rows.
@@ -210,9 +217,26 @@ def titanic_dataset(
 
 def load_preprocessing(processed_dir: Path | str = PROCESSED_DIR) -> schema.Preprocessing:
     """The preprocessing fitted by the last :func:`preprocess` run."""
-    return schema.Preprocessing.from_json((Path(processed_dir) / "preprocessing.json").read_text())
+    return schema.Preprocessing.from_json((Path(processed_dir) / PREPROCESSING).read_text())
+
+
+def configured_arguments(config_file: Path = CONFIG_FILE) -> dict[str, Any]:
+    """:func:`preprocess`'s arguments as ``configs/config.yaml`` sets them (``data.*``, ``seed``).
+
+    ``python -m titanic_mlops.data`` (the DVC preprocess stage, whose params are these keys)
+    and training's own fallback preprocess with the same values.
+    """
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(config_file)
+    return {
+        "raw_path": PROJECT_ROOT / cfg.data.raw,
+        "processed_dir": PROJECT_ROOT / cfg.data.processed_dir,
+        "test_size": float(cfg.data.test_size),
+        "seed": int(cfg.seed),
+    }
 
 
 if __name__ == "__main__":  # pragma: no cover - thin CLI
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    preprocess()
+    preprocess(**configured_arguments())

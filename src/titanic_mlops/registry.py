@@ -21,10 +21,13 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from titanic_mlops import bundle
 from titanic_mlops.storage import NotFound, PreconditionFailed, Storage
+
+if TYPE_CHECKING:
+    from titanic_mlops.fingerprint import Fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,53 @@ class Registry:
         self._create_once(f"{prefix}/{bundle.MANIFEST}", bundle.dumps(manifest))
         log.info("registered %s version %d at %s", self.model, version, self.uri(version))
         return version
+
+    def register_once(
+        self, files: Mapping[str, bytes], fingerprint: Fingerprint, **metadata: Any
+    ) -> tuple[int, bool]:
+        """Reuse the version holding exactly this model, or register ``files``: (version, reused).
+
+        A version is reused only if its manifest has the same fingerprint (same data, config,
+        seed and code: :mod:`titanic_mlops.fingerprint`), lists the same sha256 for every
+        file, and its stored files still verify. Two writers racing with the same model may
+        both register (no lock spans the search and the claim); nothing is lost or corrupted.
+        """
+        existing = self.find(fingerprint.sha256, files)
+        if existing is not None:
+            log.info(
+                "%s version %d already holds this model (same data, config, seed and code; "
+                "fingerprint %s…): reusing it, nothing registered",
+                self.model, existing, fingerprint.sha256[:12],
+            )  # fmt: skip
+            return existing, True
+        version = self.register(
+            files, fingerprint=fingerprint.sha256, fingerprint_inputs=fingerprint.inputs, **metadata
+        )
+        return version, False
+
+    def find(self, fingerprint: str, files: Mapping[str, bytes]) -> int | None:
+        """The newest intact version with this fingerprint and exactly these files, or None."""
+        hashes = {name: bundle.sha256(data) for name, data in files.items()}
+        for version in reversed(self.versions()):
+            try:
+                manifest = self.manifest(version)
+            except bundle.BundleIntegrityError:
+                continue
+            if manifest.get("fingerprint") != fingerprint:
+                continue
+            if manifest["files"] != hashes:
+                log.warning(
+                    "%s version %d has this run's fingerprint but other bytes (training is not "
+                    "deterministic here?): registering a new version", self.model, version,
+                )  # fmt: skip
+                return None
+            try:
+                self.load(version)
+            except bundle.BundleIntegrityError as exc:
+                log.warning("not reusing %s version %d: %s", self.model, version, exc)
+                continue
+            return version
+        return None
 
     def uri(self, version: int) -> str:
         """Where a version's files live (for logs and summaries)."""

@@ -35,12 +35,12 @@ def metrics_rows(metrics: dict[str, Any]) -> list[list[str]]:
 
 
 def summary_table(
-    version: int | None, metrics: dict[str, Any], bundle_uri: str | None, previous: int | None
+    version: int | None, metrics: dict[str, Any], bundle_uri: str | None, alias_note: str
 ) -> str:
-    """The quickstart summary: version, alias move, metrics, bundle location."""
+    """The quickstart summary: version, what happened to the alias, metrics, bundle location."""
     folds = metrics["cv"]["folds"]
     head = [
-        f"model version : {version} (alias production, was {previous})",
+        f"model version : {version} ({alias_note})",
         f"bundle        : {bundle_uri}",
         f"data          : {metrics['n_train']} train / {metrics['n_test']} held-out rows; "
         f"CV = {folds}-fold stratified on the train split",

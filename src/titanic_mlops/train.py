@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from titanic_mlops import bundle, data, evaluation, schema
+from titanic_mlops import bundle, config_schema, data, evaluation, fingerprint, schema
 from titanic_mlops.model import LogisticRegressionModel, export_onnx, state_dict_bytes
 from titanic_mlops.registry import Registry
 from titanic_mlops.storage import open_storage
@@ -148,8 +149,9 @@ def wandb_mode(mode: str) -> str:
     """Resolve ``auto``: online with an API key, offline without one."""
     if mode == "auto":
         return "online" if os.environ.get("WANDB_API_KEY") else "offline"
-    if mode not in ("online", "offline", "disabled"):
-        raise ValueError(f"wandb.mode must be auto, online, offline or disabled, got {mode!r}")
+    if mode not in config_schema.WANDB_MODES:
+        modes = ", ".join(config_schema.WANDB_MODES)
+        raise ValueError(f"wandb.mode must be one of {modes}, got {mode!r}")
     return mode
 
 
@@ -188,12 +190,18 @@ class TrainResult:
     history: list[float]
     version: int | None = None
     bundle_uri: str | None = None
+    reused: bool = False  # the registry already held this exact model: nothing was registered
 
 
 def run(cfg: DictConfig) -> TrainResult:
-    """Train, evaluate, bundle and (optionally) register; the body of the Hydra entry point."""
+    """Train, evaluate, bundle and (optionally) register; the body of the Hydra entry point.
+
+    The config is checked first (:class:`~titanic_mlops.config_schema.ConfigError`): nothing
+    runs, W&B included, on a bad value.
+    """
+    config_schema.check(cfg)
     processed = project_path(cfg.data.processed_dir)
-    if not (processed / "train.pt").exists():
+    if not (processed / data.TRAIN_TENSORS).exists():
         log.info("no processed data at %s: preprocessing first", processed)
         data.preprocess(project_path(cfg.data.raw), processed, cfg.data.test_size, cfg.seed)
     train_set = data.titanic_dataset("train", processed)
@@ -245,21 +253,31 @@ def run(cfg: DictConfig) -> TrainResult:
     }
     result = TrainResult(metrics=metrics, files=files, history=history)
     if cfg.registry.register:
-        registry = Registry(
-            open_storage(storage_uri(cfg.registry.storage_uri)), cfg.registry.model_name
-        )
-        result.version = registry.register(
-            files,
-            git_commit=git_commit(),
-            data_sha256=data.sha256_file(project_path(cfg.data.raw)),
-            config=OmegaConf.to_container(cfg, resolve=True),
-        )
-        result.bundle_uri = registry.uri(result.version)
-        if cfg.registry.promote_to:
-            registry.set_alias(cfg.registry.promote_to, result.version)
+        _register(cfg, result, processed)
     if run_ is not None:
         _log_to_wandb(run_, cfg, result)
     return result
+
+
+def _register(cfg: DictConfig, result: TrainResult, processed: Path) -> None:
+    """Register the bundle, or reuse the version that holds exactly this model already."""
+    storage = open_storage(storage_uri(cfg.registry.storage_uri))
+    registry = Registry(storage, cfg.registry.model_name)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    raw = project_path(cfg.data.raw)
+    inputs = {"raw": raw, **{name: processed / name for name in data.TRAINING_INPUTS}}
+    fp = fingerprint.compute(config, inputs)
+    result.version, result.reused = registry.register_once(
+        result.files,
+        fp,
+        git_commit=git_commit(),
+        data_sha256=data.sha256_file(raw),
+        config=config,
+    )
+    result.bundle_uri = registry.uri(result.version)
+    if cfg.registry.promote_to:
+        registry.set_alias(cfg.registry.promote_to, result.version)
 
 
 def _log_to_wandb(run_: Any, cfg: DictConfig, result: TrainResult) -> None:
@@ -298,15 +316,51 @@ def main(cfg: DictConfig) -> float:
     """Hydra entry point; writes the bundle into the run's output folder, returns the objective."""
     from hydra.core.hydra_config import HydraConfig
 
+    try:
+        config_schema.check(cfg)
+    except config_schema.ConfigError as exc:
+        _stop(exc)  # SystemExit passes through Hydra's job runner: no second report
     result = run(cfg)
     out = Path(HydraConfig.get().runtime.output_dir) / "bundle"
     out.mkdir(parents=True, exist_ok=True)
     for name, payload in result.files.items():
         (out / name).write_bytes(payload)
-    if result.version is not None:
+    if cfg.metrics_file:
+        metrics_file = project_path(cfg.metrics_file)
+        metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        metrics_file.write_bytes(result.files[bundle.METRICS])
+    if result.reused:
+        log.info("reused version %s at %s: nothing registered", result.version, result.bundle_uri)
+    elif result.version is not None:
         log.info("registered version %s at %s", result.version, result.bundle_uri)
     return objective(result, cfg.objective)
 
 
+def _stop(exc: Exception) -> None:
+    """End the process with the config error as one line on stderr (exit 2)."""
+    print(f"invalid config: {config_schema.describe(exc)}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def cli() -> None:
+    """``python -m titanic_mlops.train``: Hydra's entry point; a bad config is one line, exit 2.
+
+    Hydra re-raises a composition error (wrong type, unknown key) instead of printing its own
+    multi-line report (``HYDRA_FULL_ERROR``), so it reads like a range error from
+    :func:`main`. A user's own ``HYDRA_FULL_ERROR=1`` shows the full traceback instead.
+    """
+    debug = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except config_schema.CONFIG_ERRORS as exc:
+        if debug:
+            raise
+        _stop(exc)
+    finally:
+        if not debug:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

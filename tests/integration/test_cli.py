@@ -85,10 +85,76 @@ def test_invoke_quickstart_promote_versions_evaluate(tmp_path, data_dirs):
     scores = run("-m", "invoke", "evaluate", "--storage", storage, "--ref", "1").stdout
     assert "version: 1" in scores and "accuracy: 0.8" in scores
 
+    # quickstart again, same inputs: version 1 is reused, nothing is registered, and the
+    # manual promotion of version 2 stands
+    out = run(
+        "-m", "invoke", "quickstart", "--no-serve", "--storage", storage,
+        "--overrides", f"wandb.mode=offline wandb.dir={wandb_dir}",
+    ).stdout  # fmt: skip
+    assert "model version : 1 (reused version 1 (same data, config, seed and code); " in out
+    assert "production stays at version 2" in out
+    versions = tmp_path / "bucket/registry/titanic-logreg/versions"
+    assert sorted(p.name for p in versions.iterdir()) == ["1", "2"]
+    alias = json.loads(
+        (tmp_path / "bucket/registry/titanic-logreg/aliases/production.json").read_text()
+    )
+    assert alias["version"] == 2
+
+
+def test_quickstart_does_not_promote_a_model_below_the_floors(tmp_path):
+    storage = tmp_path / "bucket"
+    weak = "hyperparameters.epochs=1 hyperparameters.lr=1e-5 hyperparameters.optimizer=sgd"
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "quickstart", "--no-serve", "--storage", str(storage),
+         "--overrides", f"wandb.mode=disabled {weak} hyperparameters.momentum=0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no production model to serve: gate rejected version 1 (")
+    assert "accuracy floor: held-out accuracy 0.3966 < floor 0.7700" in last
+    assert "Traceback" not in proc.stderr
+    assert "  gate FAIL  accuracy floor" in proc.stdout
+    assert (storage / "registry/titanic-logreg/versions/1/manifest.json").is_file()
+    assert not (storage / "registry/titanic-logreg/aliases").exists()
+
+
+def test_promote_refuses_a_tampered_version(tmp_path, trained):
+    from titanic_mlops.registry import Registry
+    from titanic_mlops.storage import open_storage
+
+    storage = tmp_path / "bucket"
+    registry = Registry(open_storage(storage), "titanic-logreg")
+    intact, tampered = registry.register(trained.files), registry.register(trained.files)
+    onnx = storage / f"registry/titanic-logreg/versions/{tampered}/model.onnx"
+    onnx.write_bytes(onnx.read_bytes().replace(b"probability", b"probabilitz"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "promote", "--version", str(tampered),
+         "--storage", str(storage)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"error: not promoting version 2: {storage}/registry/titanic-logreg/versions/2: "
+        f"model.onnx has sha256 {bundle_sha(onnx.read_bytes())[:12]}…, manifest says "
+        f"{bundle_sha(trained.files['model.onnx'])[:12]}…; the bundle was modified after "
+        "registration: refusing to load it"
+    ]
+    assert not (storage / "registry/titanic-logreg/aliases").exists()
+    out = run("-m", "invoke", "promote", "--version", str(intact), "--storage", str(storage))
+    assert "production -> version 1 (was None)" in out.stdout
+
+
+def bundle_sha(data: bytes) -> str:
+    from titanic_mlops.bundle import sha256
+
+    return sha256(data)
+
 
 def test_optuna_sweep_runs_offline(tmp_path, data_dirs):
+    """`invoke sweep`'s command, smaller: it works, and prints no alembic plugin noise."""
     sweep_dir = tmp_path / "sweep"
-    run(
+    proc = run(
         "-m",
         "titanic_mlops.train",
         "--multirun",
@@ -107,6 +173,9 @@ def test_optuna_sweep_runs_offline(tmp_path, data_dirs):
         "hyperparameters.weight_decay",
     }
     assert 0.5 < results["best_value"] <= 1.0
+    output = proc.stdout + proc.stderr
+    assert "Best value" in output  # Hydra's own INFO lines still show
+    assert "alembic" not in output and "setup plugin" not in output
 
 
 def test_quickstart_ends_by_serving_the_production_model(tmp_path):

@@ -26,10 +26,11 @@ def _expected_types() -> tuple[type[BaseException], ...]:
         PermissionError,
         TimeoutError,
     ]
-    try:  # training-side errors exist only where pandas is installed
+    try:  # training-side errors exist only where pandas and hydra are installed
+        from titanic_mlops.config_schema import ConfigError
         from titanic_mlops.data import RawDataError
 
-        found.append(RawDataError)
+        found += [RawDataError, ConfigError]
     except ImportError:
         pass
     return tuple(found)

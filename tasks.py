@@ -352,7 +352,7 @@ def drift_study(c: Context, quick: bool = False, out: str = "reports/drift") -> 
 @task(help={"args": "extra pytest arguments", "cov": "report coverage (default on)"})
 def test(c: Context, args: str = "", cov: bool = True) -> None:
     """Run the whole test suite with coverage."""
-    cov_args = "--cov=titanic_mlops --cov-report=term-missing:skip-covered" if cov else ""
+    cov_args = "--cov --cov-report=term-missing:skip-covered" if cov else ""
     c.run(f"{PY} -m pytest --durations=8 {cov_args} {args}", pty=False)
 
 

@@ -286,6 +286,11 @@ def main() -> None:
         help="the service's INFERENCE setting",
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per server")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated contestants to run (default: all), e.g. service,service-export-on",
+    )
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--zero-loss-n", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "serve_bench.json")
@@ -326,6 +331,8 @@ def main() -> None:
             ),
             "service-export-on": ("logreg_classifier", API_SOURCE, export_env, True),
         }
+        if args.only:
+            contestants = {k: v for k, v in contestants.items() if k in args.only.split(",")}
         # Alternate the servers for several rounds: the median ratio is robust to the
         # other load on a shared 2-core machine.
         runs: dict[str, list[dict]] = {name: [] for name in contestants}
@@ -340,6 +347,8 @@ def main() -> None:
         results["ratios"] = {}
         pairs = [("service", f) for f in ("asgi-noop", "default-noop", "service-default-stack")]
         for top, floor in [*pairs, ("service-export-on", "service")]:
+            if top not in runs or floor not in runs:
+                continue
             rounds = [s["rps"] / f["rps"] for s, f in zip(runs[top], runs[floor], strict=True)]
             results["ratios"][f"{top}/{floor}"] = {
                 "median": statistics.median(rounds),

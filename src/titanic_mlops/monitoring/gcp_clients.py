@@ -23,6 +23,20 @@ def _make(client_cls: type, transport_cls: type) -> Any:
     return client_cls(transport=transport_cls(channel=grpc.insecure_channel(host)))
 
 
+def preload() -> None:
+    """Import what :func:`metric_client` and the time-series conversion need, without
+    creating a client (a gRPC channel must not cross a fork)."""
+    import grpc  # noqa: F401
+    from google.api import label_pb2, metric_pb2  # noqa: F401
+    from google.cloud import monitoring_v3  # noqa: F401
+    from google.cloud.monitoring_v3.services.metric_service import (  # noqa: F401
+        MetricServiceClient,
+    )
+    from google.cloud.monitoring_v3.services.metric_service.transports import (  # noqa: F401
+        MetricServiceGrpcTransport,
+    )
+
+
 def metric_client() -> Any:
     from google.cloud.monitoring_v3.services.metric_service import MetricServiceClient
     from google.cloud.monitoring_v3.services.metric_service.transports import (

@@ -9,10 +9,13 @@ the prediction image never loads this file.
 from __future__ import annotations
 
 import gc
-import logging
-import os
 
-from titanic_mlops.monitoring import multiprocess
+gc.disable()  # start-up allocates long-lived objects only: no collection passes until frozen
+
+import logging  # noqa: E402
+import os  # noqa: E402
+
+from titanic_mlops.monitoring import multiprocess  # noqa: E402
 
 # With WORKERS > 1, every worker's metrics go to one folder that /metrics sums: this must
 # happen before anything imports prometheus-client (the imports below do).
@@ -34,6 +37,7 @@ logging.basicConfig(
 keep_graceful_exit()  # SIGTERM: the final metrics export runs before the worker exits
 service = DriftService(load_settings())
 gc.freeze()
+gc.enable()
 
 
 @aio.http

@@ -10,10 +10,13 @@ hash-verified.
 from __future__ import annotations
 
 import gc
-import logging
-import os
 
-from titanic_mlops.monitoring import multiprocess
+gc.disable()  # start-up allocates long-lived objects only: no collection passes until frozen
+
+import logging  # noqa: E402
+import os  # noqa: E402
+
+from titanic_mlops.monitoring import multiprocess  # noqa: E402
 
 # With WORKERS > 1, every worker's metrics go to one folder that /metrics sums: this must
 # happen before anything imports prometheus-client (the imports below do).
@@ -37,6 +40,7 @@ service = PredictionService(load_settings())
 # Start-up objects (modules, the bundle, the app) never die: keep the collector from
 # rescanning them on every full collection under load.
 gc.freeze()
+gc.enable()
 
 
 @aio.http

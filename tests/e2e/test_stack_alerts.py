@@ -227,9 +227,12 @@ def test_stack_down_stops_every_process_and_can_be_repeated(stack: Stack):
     assert invoke("stack-status", "--state", str(stack.state)).returncode == 1
 
 
-def test_stack_up_without_prometheus_says_how_to_install_it_in_one_line(tmp_path: Path):
+def test_stack_up_without_prometheus_says_how_to_install_it_in_one_line(
+    tmp_path: Path, bucket: Path
+):
     up = subprocess.run(
-        [sys.executable, "-m", "invoke", "stack-up", "--state", str(tmp_path), "--free-ports"],
+        [sys.executable, "-m", "invoke", "stack-up", "--state", str(tmp_path / "state"),
+         "--storage", str(bucket), "--free-ports"],
         cwd=ROOT, text=True, capture_output=True, timeout=60,
         env={**os.environ, "PATH": str(Path(sys.executable).parent)},  # no system binaries
     )  # fmt: skip
@@ -237,4 +240,4 @@ def test_stack_up_without_prometheus_says_how_to_install_it_in_one_line(tmp_path
     assert up.stdout == "" and up.stderr.count("\n") == 1, up.stderr
     assert "apt-get install prometheus prometheus-alertmanager" in up.stderr
     assert "brew install prometheus alertmanager" in up.stderr
-    assert local_stack.read_state(tmp_path) == []
+    assert local_stack.read_state(tmp_path / "state") == []

@@ -19,6 +19,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from titanic_mlops import schema
+from titanic_mlops.predictions import PROBABILITY  # the probability column of reference.csv
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ PROCESSED_DIR = PROJECT_ROOT / "data" / "processed"
 # drift reference sealed in each bundle; the held-out split scores registered bundles.
 TRAIN_RAW = "train_raw.csv"
 TEST_RAW = "test_raw.csv"
-PROBABILITY = "probability"  # the model's probability column of a bundle's reference.csv
 TRAIN_TENSORS = "train.pt"
 TEST_TENSORS = "test.pt"
 PREPROCESSING = "preprocessing.json"

@@ -32,6 +32,7 @@ import yaml
 
 from titanic_mlops import data, evaluation, schema
 from titanic_mlops.monitoring import drift
+from titanic_mlops.predictions import PREDICTION, PROBABILITY
 from titanic_mlops.shifts import KINDS, NULL, shift_weights
 
 STUDY_CONFIG = data.PROJECT_ROOT / "configs" / "monitoring" / "drift_study.yaml"
@@ -95,8 +96,8 @@ def build_population() -> Population:
     proba = model.predict_proba(torch.from_numpy(schema.encode(records, prep))).numpy()
     frame = pd.DataFrame.from_records(records, columns=list(schema.FEATURES))
     frame[schema.TARGET] = y
-    frame[drift.PROBABILITY] = proba.astype(np.float64)
-    frame[drift.PREDICTION] = (proba >= schema.DECISION_THRESHOLD).astype(int)
+    frame[PROBABILITY] = proba.astype(np.float64)
+    frame[PREDICTION] = (proba >= schema.DECISION_THRESHOLD).astype(int)
     # split() hands out the very record objects it was given: identity marks the held-out rows
     test_ids = {id(r) for r in parts.test}
     heldout = np.array([id(r) in test_ids for r in records])
@@ -170,7 +171,7 @@ def _map(cells: Sequence[Cell], state: tuple, workers: int) -> list[dict[str, An
 
 def _accuracy(pop: Population, kind: str, magnitude: float) -> dict[str, float]:
     w = shift_weights(pop.frame, kind, magnitude)
-    y, p = pop.frame[schema.TARGET].to_numpy(), pop.frame[drift.PROBABILITY].to_numpy()
+    y, p = pop.frame[schema.TARGET].to_numpy(), pop.frame[PROBABILITY].to_numpy()
     everyone = evaluation.classification_metrics(y, p, w)
     held = evaluation.classification_metrics(y[pop.heldout], p[pop.heldout], w[pop.heldout])
     return {

@@ -45,6 +45,13 @@ class PredictionRecord(TypedDict):
 
 
 FIELDS: tuple[str, ...] = tuple(PredictionRecord.__annotations__)
+# Fields read beside the features (drift check, the bundle's reference.csv): one spelling.
+PROBABILITY, PREDICTION, TIMESTAMP, MODEL_VERSION = (
+    "probability",
+    "prediction",
+    "timestamp",
+    "model_version",
+)
 
 
 def source_of(declared: str | None) -> str:
@@ -134,8 +141,5 @@ def flatten(record: PredictionRecord) -> dict[str, Any]:
     """One record as a flat row: the features, then prediction, probability, time, version."""
     return {
         **record["features"],
-        "prediction": record["prediction"],
-        "probability": record["probability"],
-        "timestamp": record["timestamp"],
-        "model_version": record["model_version"],
+        **{name: record[name] for name in (PREDICTION, PROBABILITY, TIMESTAMP, MODEL_VERSION)},
     }

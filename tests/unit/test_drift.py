@@ -16,7 +16,8 @@ import yaml
 
 from tests.conftest import load_torch_model
 from titanic_mlops import bundle, data, schema
-from titanic_mlops.monitoring import drift
+from titanic_mlops.monitoring import drift, drift_frames
+from titanic_mlops.predictions import PREDICTION, PROBABILITY
 
 SUMMARY_KEYS = {
     "dataset_drift",
@@ -52,8 +53,8 @@ def population(score) -> pd.DataFrame:
     records, y = data.load_raw()
     frame = pd.DataFrame.from_records(records, columns=list(schema.FEATURES))
     frame[schema.TARGET] = y
-    frame[drift.PROBABILITY] = score(frame)
-    frame[drift.PREDICTION] = (frame[drift.PROBABILITY] >= schema.DECISION_THRESHOLD).astype(int)
+    frame[PROBABILITY] = score(frame)
+    frame[PREDICTION] = (frame[PROBABILITY] >= schema.DECISION_THRESHOLD).astype(int)
     return frame
 
 
@@ -93,8 +94,8 @@ def test_strong_shift_is_dataset_drift_with_the_shifted_columns_flagged(populati
     women_first = population[(population.pclass == 1) & (population.sex == "female")]
     current = draw(women_first, 600, rng)
     current["age"] = current["age"] + 25  # missing ages stay missing
-    current[drift.PROBABILITY] = score(current)
-    current[drift.PREDICTION] = (current[drift.PROBABILITY] >= 0.5).astype(int)
+    current[PROBABILITY] = score(current)
+    current[PREDICTION] = (current[PROBABILITY] >= 0.5).astype(int)
     result = drift.compute_drift(draw(population, 712, rng), current, options)
     assert result.dataset_drift
     assert {"pclass", "sex", "age", "probability", "prediction"} <= set(result.drifted_columns)
@@ -142,7 +143,9 @@ def test_html_report_shows_the_same_scores(population, options):
     assert result.html is not None and "<html" in result.html[:500].lower()
     assert all(name in result.html for name in drift.DRIFT_COLUMNS)
     snapshot = drift.run_report(
-        drift._prepare(reference, "reference"), drift._prepare(current, "current"), options
+        drift_frames.prepare(reference, "reference"),
+        drift_frames.prepare(current, "current"),
+        options,
     )
     scores = {
         m["config"]["column"]: m["value"]
@@ -159,7 +162,7 @@ def test_reference_prediction_is_derived_and_category_spellings_agree(population
     respelled = current.assign(
         pclass=current.pclass.astype(float), prediction=current.prediction.astype(bool)
     )
-    got = drift.compute_drift(reference.drop(columns=[drift.PREDICTION]), respelled, options)
+    got = drift.compute_drift(reference.drop(columns=[PREDICTION]), respelled, options)
     assert got.drifted_columns == expected.drifted_columns
     for name, column in got.columns.items():
         assert column.score == pytest.approx(expected.columns[name].score, rel=1e-9), name

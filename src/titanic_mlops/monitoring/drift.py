@@ -28,14 +28,20 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from scipy.stats import chi2_contingency
 
-from titanic_mlops import schema
+from titanic_mlops.monitoring.drift_frames import (
+    COLUMN_KINDS,
+    DRIFT_COLUMNS,
+    ColumnKind,
+    model_versions,
+    prepare,
+    window,
+)
 from titanic_mlops.settings import PROJECT_ROOT
 
 with warnings.catch_warnings():
@@ -47,21 +53,6 @@ with warnings.catch_warnings():
     from evidently.legacy.core import ColumnType
     from evidently.presets import DataDriftPreset
 
-ColumnKind = Literal["categorical", "numerical"]
-
-# Prediction-record fields the check reads besides the model inputs.
-PROBABILITY = "probability"
-PREDICTION = "prediction"
-TIMESTAMP = "timestamp"
-MODEL_VERSION = "model_version"
-
-COLUMN_KINDS: dict[str, ColumnKind] = {
-    **{f.name: "categorical" if f.kind == "categorical" else "numerical" for f in schema.FIELDS},
-    PROBABILITY: "numerical",
-    PREDICTION: "categorical",
-}
-# The columns every check tests, in report order.
-DRIFT_COLUMNS: tuple[str, ...] = tuple(COLUMN_KINDS)
 _EVIDENTLY_TYPE = {"categorical": ColumnType.Categorical, "numerical": ColumnType.Numerical}
 
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "monitoring" / "drift.yaml"
@@ -212,50 +203,6 @@ class DriftResult:
         return out
 
 
-def _canonical(value: Any) -> Any:
-    # One spelling per category: 1, 1.0, np.int64(1) and True/1 would otherwise differ.
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, (bool, np.bool_, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return int(value)
-    return value
-
-
-def _categorical(values: pd.Series) -> pd.Series:
-    inferred = pd.api.types.infer_dtype(values, skipna=True)
-    if inferred in ("string", "integer", "empty"):  # already one spelling per category
-        return values
-    return pd.Series([_canonical(v) for v in values], dtype=object)
-
-
-def _prepare(frame: pd.DataFrame, which: str) -> pd.DataFrame:
-    """The drift columns of ``frame`` with one dtype per kind; ValueError names the fault."""
-    if not isinstance(frame, pd.DataFrame) or frame.empty:
-        raise ValueError(f"{which}: no rows")
-    if PREDICTION not in frame and PROBABILITY in frame:
-        frame = frame.assign(**{PREDICTION: frame[PROBABILITY] >= schema.DECISION_THRESHOLD})
-    missing = [c for c in DRIFT_COLUMNS if c not in frame]
-    if missing:
-        raise ValueError(f"{which}: missing column(s) {', '.join(missing)}")
-    out = {}
-    for name in DRIFT_COLUMNS:
-        values = frame[name].reset_index(drop=True)
-        if COLUMN_KINDS[name] == "numerical":
-            try:
-                values = pd.to_numeric(values).astype(float)
-            except (ValueError, TypeError):
-                raise ValueError(f"{which}: column {name} must be numeric") from None
-            values = values.where(np.isfinite(values))  # ±inf count as missing, as in Evidently
-        else:
-            values = _categorical(values)
-        if values.isna().all():
-            raise ValueError(f"{which}: column {name} has no values (all missing)")
-        out[name] = values
-    return pd.DataFrame(out)
-
-
 def _test_column(
     reference: pd.Series, current: pd.Series, kind: ColumnKind, test: ColumnTest
 ) -> ColumnDrift:
@@ -268,34 +215,6 @@ def _test_column(
         threshold=float(result.actual_threshold),
         drifted=bool(result.drifted),
     )
-
-
-def _window(current: pd.DataFrame) -> dict[str, str | None]:
-    if TIMESTAMP not in current:
-        return {"from": None, "to": None}
-    raw = current[TIMESTAMP].reset_index(drop=True)
-    parsed = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
-    bad = parsed.isna() & raw.notna()
-    if bad.any():
-        got = raw[bad].iloc[0]
-        raise ValueError(f"current: column {TIMESTAMP} must hold ISO 8601 times (got {got!r})")
-    if parsed.isna().all():
-        return {"from": None, "to": None}
-
-    def text(i: int) -> str:
-        value = raw[i]
-        return value if isinstance(value, str) else pd.Timestamp(value).isoformat()
-
-    return {"from": text(parsed.idxmin()), "to": text(parsed.idxmax())}
-
-
-def _model_versions(current: pd.DataFrame) -> list[int]:
-    if MODEL_VERSION not in current:
-        return []
-    numbers = pd.to_numeric(current[MODEL_VERSION].dropna(), errors="coerce")
-    if numbers.isna().any() or not (numbers % 1 == 0).all():
-        raise ValueError(f"current: column {MODEL_VERSION} must hold whole numbers")
-    return sorted({int(v) for v in numbers})
 
 
 def run_report(reference: pd.DataFrame, current: pd.DataFrame, options: DriftOptions) -> Any:
@@ -333,7 +252,7 @@ def compute_drift(
     naming a missing or malformed column, :class:`InsufficientDataError` below
     ``options.min_records`` current rows.
     """
-    ref, cur = _prepare(reference, "reference"), _prepare(current, "current")
+    ref, cur = prepare(reference, "reference"), prepare(current, "current")
     if len(cur) < options.min_records:
         raise InsufficientDataError(len(cur), options.min_records)
     columns = {
@@ -349,7 +268,7 @@ def compute_drift(
         columns=columns,
         n_reference=len(ref),
         n_current=len(cur),
-        window=_window(current),
-        model_versions=_model_versions(current),
+        window=window(current),
+        model_versions=model_versions(current),
         html=run_report(ref, cur, options).get_html_str(as_iframe=False) if html else None,
     )

@@ -557,10 +557,11 @@ def train_cloud(
     dry_run: bool = False,
 ) -> None:
     """Train on Vertex AI: submit deploy/vertex/train-job.yaml (trains, gates, moves staging)."""
+    from titanic_mlops import vcs
     from titanic_mlops.delivery import gcp, render, shell, vertex
 
     project_id, target = _target(project, region, bucket)
-    tag, commit = tag or gcp.image_tag(), gcp.describe_commit()
+    tag, commit = tag or gcp.image_tag(), vcs.describe_commit()
     if build:
         command = vertex.build_and_submit_command(target, tag, commit)
     else:

@@ -20,13 +20,14 @@ The registry reuses a version only if its fingerprint *and* its files' sha256s m
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import platform
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from titanic_mlops.bundle import sha256
 
 PACKAGE = "titanic_mlops"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -119,7 +120,7 @@ def training_sources(root: Path) -> list[str]:
 
 
 def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256(path.read_bytes())
 
 
 def code_version() -> dict[str, Any]:
@@ -158,4 +159,4 @@ def compute(config: dict[str, Any], data_files: dict[str, Path]) -> Fingerprint:
         "code": code_version(),
     }
     canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
-    return Fingerprint(hashlib.sha256(canonical).hexdigest(), inputs)
+    return Fingerprint(sha256(canonical), inputs)

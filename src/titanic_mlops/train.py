@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,10 +22,11 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from titanic_mlops import bundle, config_schema, data, evaluation, fingerprint, schema
+from titanic_mlops import bundle, config_schema, data, evaluation, fingerprint, schema, tracking
 from titanic_mlops.model import LogisticRegressionModel, export_onnx, state_dict_bytes
 from titanic_mlops.registry import Registry
 from titanic_mlops.storage import open_storage
+from titanic_mlops.vcs import git_commit
 
 log = logging.getLogger(__name__)
 
@@ -123,64 +123,6 @@ def cross_validate(
     return {name: evaluation.summarise_folds(scores) for name, scores in per_fold.items()}
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=data.PROJECT_ROOT, capture_output=True, text=True, check=True,
-        timeout=10,
-    ).stdout.strip()  # fmt: skip
-
-
-def git_commit() -> str:
-    """The current commit (with ``-dirty`` if the tree has changes), or ``unknown``.
-
-    Images are built without ``.git``: there the build passes ``GIT_COMMIT``.
-    """
-    if os.environ.get("GIT_COMMIT"):
-        return os.environ["GIT_COMMIT"]
-    try:
-        sha = _git("rev-parse", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{sha}-dirty" if dirty else sha
-
-
-def wandb_mode(mode: str) -> str:
-    """Resolve ``auto``: online with an API key, offline without one."""
-    if mode == "auto":
-        return "online" if os.environ.get("WANDB_API_KEY") else "offline"
-    if mode not in config_schema.WANDB_MODES:
-        modes = ", ".join(config_schema.WANDB_MODES)
-        raise ValueError(f"wandb.mode must be one of {modes}, got {mode!r}")
-    return mode
-
-
-def init_wandb(cfg: DictConfig) -> Any:
-    """Start a W&B run with every W&B folder under the project (None when disabled)."""
-    mode = wandb_mode(str(cfg.wandb.mode))
-    if mode == "disabled":
-        return None
-    import wandb  # heavy import: only when W&B is actually used
-
-    root = project_path(cfg.wandb.dir)
-    for var, sub in (
-        ("DIR", ""),
-        ("CACHE_DIR", "cache"),
-        ("DATA_DIR", "data"),
-        ("CONFIG_DIR", "config"),
-    ):
-        os.environ.setdefault(f"WANDB_{var}", str(root / sub))
-    root.mkdir(parents=True, exist_ok=True)
-    return wandb.init(
-        project=cfg.wandb.project,
-        entity=cfg.wandb.entity,
-        mode=mode,
-        dir=str(root),
-        config=OmegaConf.to_container(cfg, resolve=True),
-        job_type="train",
-    )
-
-
 @dataclass
 class TrainResult:
     """What one training run produced."""
@@ -210,7 +152,7 @@ def run(cfg: DictConfig) -> TrainResult:
     x_train, y_train = train_set.tensors
     x_test, y_test = test_set.tensors
 
-    run_ = init_wandb(cfg)
+    run_ = tracking.start_run(cfg, project_path(cfg.wandb.dir))
 
     def on_epoch(epoch: int, loss: float) -> None:
         if run_ is not None:
@@ -255,7 +197,9 @@ def run(cfg: DictConfig) -> TrainResult:
     if cfg.registry.register:
         _register(cfg, result, processed)
     if run_ is not None:
-        _log_to_wandb(run_, cfg, result)
+        tracking.log_result(
+            run_, cfg, result.metrics, result.files, result.version, result.bundle_uri
+        )
     return result
 
 
@@ -278,29 +222,6 @@ def _register(cfg: DictConfig, result: TrainResult, processed: Path) -> None:
     result.bundle_uri = registry.uri(result.version)
     if cfg.registry.promote_to:
         registry.set_alias(cfg.registry.promote_to, result.version)
-
-
-def _log_to_wandb(run_: Any, cfg: DictConfig, result: TrainResult) -> None:
-    import wandb
-
-    flat = {}
-    for split_name in ("test", "cv"):
-        for who, scores in result.metrics[split_name].items():
-            if isinstance(scores, dict):
-                flat.update({f"{split_name}/{who}/{k}": v for k, v in scores.items()})
-    run_.summary.update(flat)
-    artifact = wandb.Artifact(
-        name=cfg.registry.model_name,
-        type="model",
-        metadata={"registry_version": result.version, "bundle_uri": result.bundle_uri, **flat},
-    )
-    for name, payload in result.files.items():
-        with artifact.new_file(name, mode="wb") as fh:
-            fh.write(payload)
-    run_.log_artifact(artifact)
-    if cfg.wandb.registry_collection and wandb_mode(str(cfg.wandb.mode)) == "online":
-        run_.link_artifact(artifact, f"wandb-registry-model/{cfg.wandb.registry_collection}")
-    run_.finish()
 
 
 def objective(result: TrainResult, path: str) -> float:

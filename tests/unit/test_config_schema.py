@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 from omegaconf import OmegaConf
 
-from titanic_mlops import config_schema, train
+from titanic_mlops import config_schema, tracking, train
 from titanic_mlops.config_schema import ConfigError, TrainConfig
 
 
@@ -101,6 +101,6 @@ def test_run_checks_a_config_composed_elsewhere_before_any_work(compose_cfg, tmp
 def test_wandb_modes_have_one_source():
     for mode in config_schema.WANDB_MODES:
         if mode != "auto":
-            assert train.wandb_mode(mode) == mode
+            assert tracking.wandb_mode(mode) == mode
     with pytest.raises(ValueError, match="one of auto, online, offline, disabled"):
-        train.wandb_mode("sometimes")
+        tracking.wandb_mode("sometimes")

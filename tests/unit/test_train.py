@@ -3,7 +3,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from titanic_mlops import train
+from titanic_mlops import tracking, train, vcs
 
 
 def test_loss_decreases(trained):
@@ -76,12 +76,12 @@ def test_unknown_optimizer_is_rejected():
 
 def test_wandb_mode_resolution(monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    assert train.wandb_mode("auto") == "offline"
+    assert tracking.wandb_mode("auto") == "offline"
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    assert train.wandb_mode("auto") == "online"
-    assert train.wandb_mode("disabled") == "disabled"
+    assert tracking.wandb_mode("auto") == "online"
+    assert tracking.wandb_mode("disabled") == "disabled"
     with pytest.raises(ValueError, match="wandb.mode"):
-        train.wandb_mode("sometimes")
+        tracking.wandb_mode("sometimes")
 
 
 def test_objective_reads_a_dotted_metric(trained):
@@ -92,5 +92,5 @@ def test_objective_reads_a_dotted_metric(trained):
 
 
 def test_git_commit_is_a_sha_or_unknown():
-    commit = train.git_commit()
+    commit = vcs.git_commit()
     assert commit == "unknown" or len(commit.split("-")[0]) == 40

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from titanic_mlops.delivery.render import render
+from titanic_mlops.vcs import describe_commit
 
 ROOT = Path(__file__).resolve().parents[3]
 CLOUDBUILD = ROOT / "cloudbuild.yaml"
@@ -126,18 +127,6 @@ def project_number(project: str) -> str:
 def configured_project(project: str = "") -> str:
     """``--project``, else ``$GOOGLE_CLOUD_PROJECT`` / ``$CLOUDSDK_CORE_PROJECT``, else ``""``."""
     return project or next((os.environ[v] for v in PROJECT_ENV if os.environ.get(v)), "")
-
-
-def describe_commit(abbrev: int = 40) -> str:
-    """HEAD as ``<sha>`` or ``<sha>-dirty`` (``abbrev`` hex digits); ``unknown`` outside git.
-
-    The same form as the manifests' ``git_commit``; images have no ``.git``, so builds pass it.
-    """
-    proc = subprocess.run(
-        ["git", "describe", "--always", "--dirty", f"--abbrev={abbrev}", "--exclude=*"],
-        cwd=ROOT, capture_output=True, text=True, timeout=10, check=False,
-    )  # fmt: skip
-    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 
 def image_tag() -> str:

@@ -436,9 +436,9 @@ def quickstart(
 @task(help={"project": "GCP project (default: $GOOGLE_CLOUD_PROJECT)", "dry_run": "print only"})
 def alerts_apply(c: Context, project: str = "", dry_run: bool = False) -> None:
     """Apply configs/monitoring/alert_rules.yaml as alert policies, email channel, uptime check."""
-    from titanic_mlops.monitoring import alert_policies
+    from titanic_mlops.monitoring import alerts_apply
 
-    alert_policies.main(project, dry_run)
+    alerts_apply.main(project, dry_run)
 
 
 @task(help={"project": "GCP project (default: $GOOGLE_CLOUD_PROJECT)", "dry_run": "print only"})

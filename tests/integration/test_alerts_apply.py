@@ -16,7 +16,7 @@ from google.cloud.monitoring_v3 import (
 )
 
 from tests.conftest import ROOT
-from titanic_mlops.monitoring import alert_policies, rules
+from titanic_mlops.monitoring import alerts_apply, rules
 from titanic_mlops.settings import load_settings
 
 pytestmark = pytest.mark.integration
@@ -29,16 +29,16 @@ N_RULES = len(rules.load_rules())
 
 @pytest.fixture
 def apply(fake_monitoring):
-    """Run alert_policies.apply against the fake, through the real clients."""
-    clients = alert_policies.Clients(
+    """Run alerts_apply.apply against the fake, through the real clients."""
+    clients = alerts_apply.Clients(
         fake_monitoring.client(AlertPolicyServiceClient),
         fake_monitoring.client(NotificationChannelServiceClient),
         fake_monitoring.client(UptimeCheckServiceClient),
     )
 
-    def _apply(env: dict[str, str] | None = None, **kwargs) -> alert_policies.Plan:
+    def _apply(env: dict[str, str] | None = None, **kwargs) -> alerts_apply.Plan:
         settings = load_settings(env={**ENV, **(env or {})}).alerting
-        return alert_policies.apply("test-project", settings, clients=clients, **kwargs)
+        return alerts_apply.apply("test-project", settings, clients=clients, **kwargs)
 
     return _apply
 

@@ -8,18 +8,9 @@ the prediction image never loads this file.
 
 from __future__ import annotations
 
-import gc
+from titanic_mlops.api import startup
 
-gc.disable()  # start-up allocates long-lived objects only: no collection passes until frozen
-
-import logging  # noqa: E402
-import os  # noqa: E402
-
-from titanic_mlops.monitoring import multiprocess  # noqa: E402
-
-# With WORKERS > 1, every worker's metrics go to one folder that /metrics sums: this must
-# happen before anything imports prometheus-client (the imports below do).
-multiprocess.prepare()
+startup.begin()  # before the imports below: they import prometheus-client
 
 from functions_framework import aio  # noqa: E402
 from starlette.requests import Request  # noqa: E402
@@ -29,15 +20,9 @@ from titanic_mlops.api.asgi import keep_graceful_exit, respond  # noqa: E402
 from titanic_mlops.api.drift_service import DriftService  # noqa: E402
 from titanic_mlops.settings import load_settings  # noqa: E402
 
-logging.basicConfig(
-    level=os.environ.get("LOG_LEVEL", "INFO"),
-    format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
-)
-
 keep_graceful_exit()  # SIGTERM: the final metrics export runs before the worker exits
 service = DriftService(load_settings())
-gc.freeze()
-gc.enable()
+startup.done()
 
 
 @aio.http

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from titanic_mlops import data, drift_study, schema
+from titanic_mlops import data, drift_study, drift_study_summary, schema
 from titanic_mlops.monitoring import drift
 
 
@@ -70,7 +70,7 @@ def test_min_detectable_needs_every_stronger_magnitude(frame):
     population = drift_study.Population(
         frame=frame, heldout=np.zeros(len(frame), bool), n_reference=1
     )
-    row = drift_study.min_detectable(table, config, population).iloc[0]
+    row = drift_study_summary.min_detectable(table, config, population).iloc[0]
     assert row.column_flagged == 4.0
     assert np.isnan(row.dataset_drift)
 

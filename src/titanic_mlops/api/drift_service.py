@@ -18,9 +18,7 @@ import io
 import json
 import logging
 import os
-import socket
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,13 +29,10 @@ from titanic_mlops import predictions
 from titanic_mlops.api.http import (
     ApiError,
     Call,
-    Handler,
     HttpService,
     Reply,
-    exporter_for,
     invalid,
     json_reply,
-    metrics_reply,
 )
 from titanic_mlops.bundle import Bundle, BundleIntegrityError, NoDriftReference
 from titanic_mlops.monitoring import drift, metrics
@@ -172,21 +167,13 @@ class DriftService(HttpService):
     """One per instance: routes, per-process storage and checker, metrics export."""
 
     def __init__(self, settings: ServeSettings) -> None:
-        self.settings = settings
-        self.instance = f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
-        self.started = time.monotonic()
+        super().__init__(settings)
         # per process: a storage client created before gunicorn's fork would be shared
         self._checker = PerProcess(
             lambda: DriftChecker(settings, open_storage(settings.storage_uri))
         )
         self._checker.get()  # read the options now: a bad drift.yaml stops start-up
-        self.exporter = exporter_for(settings, self.instance)
-        self.routes: dict[str, dict[str, Handler]] = {
-            "/": {"GET": self.check},
-            "/health": {"GET": self.health},
-        }
-        if settings.metrics_public:
-            self.routes["/metrics"] = {"GET": metrics_reply}
+        self.routes.update({"/": {"GET": self.check}, "/health": {"GET": self.health}})
         if self.exporter is not None:
             atexit.register(self.exporter.close)
 
@@ -233,7 +220,7 @@ class DriftService(HttpService):
                 "model_alias": self.settings.model_alias,
                 "model_version": version,
                 "drift_reference": bundle.format >= 2,
-                "uptime_seconds": round(time.monotonic() - self.started, 3),
+                "uptime_seconds": self.uptime(),
                 "instance": self.instance,
                 "pid": os.getpid(),
             }

@@ -13,7 +13,9 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -177,8 +179,19 @@ class HttpService:
     background): Cloud Run gives an instance CPU only while it serves requests.
     """
 
-    routes: dict[str, dict[str, Handler]]
-    exporter: MetricsExporter | None = None
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.started = time.monotonic()
+        # one id per instance: exported series (task_id) and log objects carry it
+        self.instance = f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
+        self.exporter: MetricsExporter | None = exporter_for(settings, self.instance)
+        self.routes: dict[str, dict[str, Handler]] = {}
+        if settings.metrics_public:
+            self.routes["/metrics"] = {"GET": metrics_reply}
+
+    def uptime(self) -> float:
+        """Seconds since this service was built, to the millisecond."""
+        return round(time.monotonic() - self.started, 3)
 
     def route_label(self, path: str) -> str:
         """The bounded ``route`` label of a path: known routes, ``/assets`` or ``other``."""

@@ -15,10 +15,8 @@ import asyncio
 import atexit
 import logging
 import os
-import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,14 +26,11 @@ from titanic_mlops.api.http import (
     ASSETS,
     ApiError,
     Call,
-    Handler,
     HttpService,
     Reply,
     asset_routes,
     constant,
-    exporter_for,
     json_reply,
-    metrics_reply,
     static,
 )
 from titanic_mlops.api.instances import instances_of, parse_json, to_record
@@ -78,7 +73,7 @@ class PredictionService(HttpService):
     """One per instance: the model (loaded once), the prediction log, the routes."""
 
     def __init__(self, settings: ServeSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         # Per process: a storage client created before the fork would share its pooled
         # HTTP connections between workers, and their requests would interleave.
         self._storage = PerProcess(lambda: open_storage(settings.storage_uri))
@@ -87,21 +82,20 @@ class PredictionService(HttpService):
                 self.storage, settings.prediction_log, f"{self.instance}-{os.getpid()}"
             )
         )
-        self.started = time.monotonic()
-        self.instance = f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
-        self.exporter = exporter_for(settings, self.instance)
         self._model: _Model | None = None
         self._model_error = "not loaded yet"
         self._next_attempt = 0.0
         self._load_lock = threading.Lock()
-        self.routes: dict[str, dict[str, Handler]] = {
-            "/": {"GET": static(ASSETS / "index.html"), "POST": self.predict},
-            "/health": {"GET": self.health},
-            "/openapi.json": {"GET": constant(json_reply(openapi.build(settings.max_instances)))},
-            **asset_routes(),
-        }
-        if settings.metrics_public:
-            self.routes["/metrics"] = {"GET": metrics_reply}
+        self.routes.update(
+            {
+                "/": {"GET": static(ASSETS / "index.html"), "POST": self.predict},
+                "/health": {"GET": self.health},
+                "/openapi.json": {
+                    "GET": constant(json_reply(openapi.build(settings.max_instances)))
+                },
+                **asset_routes(),
+            }
+        )
         atexit.register(self.close)
         self.model()  # load at start-up so that no request pays for it
 
@@ -219,7 +213,7 @@ class PredictionService(HttpService):
             "model_alias": self.settings.model_alias,
             "model_version": model.version if model else None,
             "inference": self._backend(model),
-            "uptime_seconds": round(time.monotonic() - self.started, 3),
+            "uptime_seconds": self.uptime(),
             "instance": self.instance,
         }
         if model is None:

@@ -13,13 +13,14 @@ from typing import Any
 EMULATOR_VARIABLE = "MONITORING_EMULATOR_HOST"
 
 
-def _make(client_cls: type, transport_cls: type) -> Any:
+def _make(client_cls: type) -> Any:
     host = os.environ.get(EMULATOR_VARIABLE)
     if not host:
         return client_cls()
     import grpc
 
     # A transport built on our channel: no credentials are looked up (none exist locally).
+    transport_cls = client_cls.get_transport_class("grpc")
     return client_cls(transport=transport_cls(channel=grpc.insecure_channel(host)))
 
 
@@ -29,58 +30,33 @@ def preload() -> None:
     import grpc  # noqa: F401
     from google.api import label_pb2, metric_pb2  # noqa: F401
     from google.cloud import monitoring_v3  # noqa: F401
-    from google.cloud.monitoring_v3.services.metric_service import (  # noqa: F401
-        MetricServiceClient,
-    )
-    from google.cloud.monitoring_v3.services.metric_service.transports import (  # noqa: F401
-        MetricServiceGrpcTransport,
-    )
 
 
 def metric_client() -> Any:
-    from google.cloud.monitoring_v3.services.metric_service import MetricServiceClient
-    from google.cloud.monitoring_v3.services.metric_service.transports import (
-        MetricServiceGrpcTransport,
-    )
+    from google.cloud import monitoring_v3
 
-    return _make(MetricServiceClient, MetricServiceGrpcTransport)
+    return _make(monitoring_v3.MetricServiceClient)
 
 
 def alert_policy_client() -> Any:
-    from google.cloud.monitoring_v3.services.alert_policy_service import AlertPolicyServiceClient
-    from google.cloud.monitoring_v3.services.alert_policy_service.transports import (
-        AlertPolicyServiceGrpcTransport,
-    )
+    from google.cloud import monitoring_v3
 
-    return _make(AlertPolicyServiceClient, AlertPolicyServiceGrpcTransport)
+    return _make(monitoring_v3.AlertPolicyServiceClient)
 
 
 def notification_channel_client() -> Any:
-    from google.cloud.monitoring_v3.services.notification_channel_service import (
-        NotificationChannelServiceClient,
-    )
-    from google.cloud.monitoring_v3.services.notification_channel_service.transports import (
-        NotificationChannelServiceGrpcTransport,
-    )
+    from google.cloud import monitoring_v3
 
-    return _make(NotificationChannelServiceClient, NotificationChannelServiceGrpcTransport)
+    return _make(monitoring_v3.NotificationChannelServiceClient)
 
 
 def uptime_check_client() -> Any:
-    from google.cloud.monitoring_v3.services.uptime_check_service import UptimeCheckServiceClient
-    from google.cloud.monitoring_v3.services.uptime_check_service.transports import (
-        UptimeCheckServiceGrpcTransport,
-    )
+    from google.cloud import monitoring_v3
 
-    return _make(UptimeCheckServiceClient, UptimeCheckServiceGrpcTransport)
+    return _make(monitoring_v3.UptimeCheckServiceClient)
 
 
 def dashboards_client() -> Any:
-    from google.cloud.monitoring_dashboard_v1.services.dashboards_service import (
-        DashboardsServiceClient,
-    )
-    from google.cloud.monitoring_dashboard_v1.services.dashboards_service.transports import (
-        DashboardsServiceGrpcTransport,
-    )
+    from google.cloud import monitoring_dashboard_v1
 
-    return _make(DashboardsServiceClient, DashboardsServiceGrpcTransport)
+    return _make(monitoring_dashboard_v1.DashboardsServiceClient)

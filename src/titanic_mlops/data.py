@@ -19,7 +19,6 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from titanic_mlops import schema
-from titanic_mlops.predictions import PROBABILITY  # the probability column of reference.csv
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +131,19 @@ def to_tensors(
 
 
 def records_csv(
-    records: list[Mapping[str, Any]], y: np.ndarray, probability: np.ndarray | None = None
+    records: list[Mapping[str, Any]],
+    y: np.ndarray,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> bytes:
-    """Raw-unit records and labels (and the model's probabilities) as CSV bytes.
+    """Raw-unit records and labels (and extra float columns) as CSV bytes.
 
-    Columns: the 7 features in schema order (missing values left empty), the label, and
-    ``probability`` when given: with it, this is a bundle's drift reference.
+    Columns: the 7 features in schema order (missing values left empty), the label, then
+    ``extra`` in its order: with the model's probabilities, this is a bundle's drift reference.
     """
     frame = pd.DataFrame.from_records(list(records), columns=list(schema.FEATURES))
     frame[schema.TARGET] = y
-    if probability is not None:
-        frame[PROBABILITY] = np.asarray(probability, dtype=np.float64)
+    for name, values in (extra or {}).items():
+        frame[name] = np.asarray(values, dtype=np.float64)
     return frame.to_csv(index=False, lineterminator="\n").encode()
 
 

@@ -24,6 +24,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from titanic_mlops import bundle, config_schema, data, evaluation, fingerprint, schema, tracking
 from titanic_mlops.model import LogisticRegressionModel, export_onnx, state_dict_bytes
+from titanic_mlops.predictions import PROBABILITY  # the probability column of reference.csv
 from titanic_mlops.registry import Registry
 from titanic_mlops.storage import open_storage
 from titanic_mlops.vcs import git_commit
@@ -190,7 +191,7 @@ def run(cfg: DictConfig) -> TrainResult:
         # the drift reference of this version: the rows it was trained on, as clients would
         # send them, their labels and this model's probabilities
         bundle.REFERENCE: data.records_csv(
-            train_records, train_y, model.predict_proba(x_train).numpy()
+            train_records, train_y, {PROBABILITY: model.predict_proba(x_train).numpy()}
         ),
     }
     result = TrainResult(metrics=metrics, files=files, history=history)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import load_torch_model
-from titanic_mlops import bundle, data, schema
+from titanic_mlops import bundle, data, predictions, schema
 from titanic_mlops.predictor import Predictor
 
 
@@ -126,14 +126,14 @@ def test_the_bundle_seals_its_drift_reference(trained, sealed, data_dirs):
     import pandas as pd
 
     ref = pd.read_csv(io.BytesIO(sealed.reference))
-    assert list(ref.columns) == [*schema.FEATURES, schema.TARGET, data.PROBABILITY]
+    assert list(ref.columns) == [*schema.FEATURES, schema.TARGET, predictions.PROBABILITY]
     train = pd.read_csv(data_dirs["train_raw"])
     assert len(ref) == len(train) == 712
     pd.testing.assert_frame_equal(ref[list(train.columns)], train)  # raw units, NaNs kept
     # the probabilities are the model's own, as served (ONNX) for the same raw rows
     records, _ = data.read_records_csv(data_dirs["train_raw"])
     served = Predictor(sealed, backend="onnxruntime").predict_proba(records)
-    assert np.max(np.abs(ref[data.PROBABILITY].to_numpy() - served)) <= 1e-5
+    assert np.max(np.abs(ref[predictions.PROBABILITY].to_numpy() - served)) <= 1e-5
     assert sealed.manifest["format"] == bundle.MANIFEST_FORMAT == 2
     assert sealed.manifest["files"][bundle.REFERENCE] == bundle.sha256(sealed.reference)
 

@@ -18,6 +18,8 @@ MODEL_STATE = "model.pt"
 PREPROCESSING = "preprocessing.json"
 METRICS = "metrics.json"
 REFERENCE = "reference.csv"  # the drift reference: training split, labels, model probabilities
+# optional: the linear form of model.onnx, verified against onnxruntime (predictor.py)
+LINEAR = "linear.json"
 MANIFEST = "manifest.json"
 # Every bundle of the current format carries these; the manifest lists their sha256.
 BUNDLE_FILES: tuple[str, ...] = (MODEL_ONNX, MODEL_STATE, PREPROCESSING, METRICS, REFERENCE)
@@ -82,6 +84,20 @@ class Bundle:
     @property
     def metrics(self) -> dict[str, Any]:
         return json.loads(self.files[METRICS])
+
+    @property
+    def linear(self) -> tuple[list[float], float] | None:
+        """``(w, b)`` of the sealed linear form, or None if the bundle has none."""
+        if LINEAR not in self.files:
+            return None
+        form = json.loads(self.files[LINEAR])
+        weights = [float(w) for w in form["weights"]]
+        if len(weights) != schema.N_ENCODED:
+            raise BundleIntegrityError(
+                f"{LINEAR} has {len(weights)} weights, the schema encodes "
+                f"{schema.N_ENCODED} features"
+            )
+        return weights, float(form["bias"])
 
     @property
     def format(self) -> int:

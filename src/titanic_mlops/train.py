@@ -25,6 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 from titanic_mlops import bundle, config_schema, data, evaluation, fingerprint, schema, tracking
 from titanic_mlops.model import LogisticRegressionModel, export_onnx, state_dict_bytes
 from titanic_mlops.predictions import PROBABILITY  # the probability column of reference.csv
+from titanic_mlops.predictor import linear_certificate
 from titanic_mlops.registry import Registry
 from titanic_mlops.storage import open_storage
 from titanic_mlops.vcs import git_commit
@@ -184,8 +185,7 @@ def run(cfg: DictConfig) -> TrainResult:
     log.info("metrics: %s", metrics)
 
     files = {
-        bundle.MODEL_ONNX: export_onnx(model),
-        bundle.MODEL_STATE: state_dict_bytes(model),
+        **model_files(model),
         bundle.PREPROCESSING: prep.to_json().encode(),
         bundle.METRICS: bundle.dumps(metrics),
         # the drift reference of this version: the rows it was trained on, as clients would
@@ -202,6 +202,18 @@ def run(cfg: DictConfig) -> TrainResult:
             run_, cfg, result.metrics, result.files, result.version, result.bundle_uri
         )
     return result
+
+
+def model_files(model: LogisticRegressionModel) -> dict[str, bytes]:
+    """The bundle files that hold the model: ONNX graph, state dict and, for a graph that
+    computes ``sigmoid(w·x + b)``, its linear form read out of the graph by onnxruntime and
+    checked against it (the serving fast path, see predictor.py)."""
+    onnx = export_onnx(model)
+    files = {bundle.MODEL_ONNX: onnx, bundle.MODEL_STATE: state_dict_bytes(model)}
+    linear = linear_certificate(onnx)
+    if linear is not None:
+        files[bundle.LINEAR] = linear
+    return files
 
 
 def _register(cfg: DictConfig, result: TrainResult, processed: Path) -> None:

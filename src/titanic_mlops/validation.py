@@ -8,9 +8,11 @@ Checks, each reported on one line:
 1. integrity — every sha256 in the manifest verifies (nothing else runs on a tampered bundle);
 2. onnx-vs-torch — ``model.onnx`` (what serving runs) and ``model.pt`` (loaded with
    ``weights_only=True``) agree on the held-out rows;
-3. floors — held-out accuracy and ROC AUC at or above the configured floors;
-4. vs-production — no worse than the production model on the same rows by more than the margin;
-5. latency — p95 of one-row predictions, as serving runs them, within budget.
+3. served-vs-onnx — what serving computes (the bundle's sealed linear form, or onnxruntime)
+   agrees with onnxruntime on the held-out rows, one row at a time and as one batch;
+4. floors — held-out accuracy and ROC AUC at or above the configured floors;
+5. vs-production — no worse than the production model on the same rows by more than the margin;
+6. latency — p95 of one-row predictions, as serving runs them, within budget.
 
 The thresholds live in ``configs/validation.yaml`` (see :func:`load_policy`).
 """
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from titanic_mlops import bundle, data, evaluation, schema
-from titanic_mlops.predictor import Predictor
+from titanic_mlops.predictor import FAST_PATH_TOLERANCE, Predictor
 from titanic_mlops.registry import Registry, RegistryError, alias_key
 from titanic_mlops.storage import NotFound
 
@@ -137,12 +139,12 @@ def torch_probabilities(files: dict[str, bytes], x: np.ndarray) -> np.ndarray:
 def batch1_latency_ms(predictor: Predictor, records: Sequence[dict[str, Any]], n: int) -> float:
     """p95 (ms) of ``n`` one-row predictions cycling through ``records``, after a warm-up."""
     for record in records[:20]:
-        predictor.predict_proba([record])
+        predictor.probabilities([record])
     timings = np.empty(n)
     for i in range(n):
         record = records[i % len(records)]
         start = time.perf_counter()
-        predictor.predict_proba([record])
+        predictor.probabilities([record])
         timings[i] = time.perf_counter() - start
     return float(np.percentile(timings, 95) * 1000)
 
@@ -194,6 +196,21 @@ def validate(registry: Registry, ref: str | int, policy: Policy) -> Report:
         f"(tolerance {policy.onnx_torch_tolerance:.0e})",
     )
 
+    served = Predictor(loaded)
+    one_by_one = np.array([served.probabilities([r])[0] for r in records])
+    served_gap = float(
+        max(
+            np.max(np.abs(one_by_one - p_onnx)),
+            np.max(np.abs(served.predict_proba(records) - p_onnx)),
+        )
+    )
+    report.add(
+        "served-vs-onnx",
+        served_gap <= FAST_PATH_TOLERANCE,
+        f"max |p_served - p_onnx| = {served_gap:.2e} over {len(y)} held-out rows, "
+        f"one by one and batched (tolerance {FAST_PATH_TOLERANCE:.0e})",
+    )
+
     scores = evaluation.classification_metrics(y, p_onnx)
     for metric in GATED_METRICS:
         floor = policy.floor(metric)
@@ -205,7 +222,7 @@ def validate(registry: Registry, ref: str | int, policy: Policy) -> Report:
         )
     _compare_with_production(report, registry, records, y, scores, policy)
 
-    latency = batch1_latency_ms(Predictor(loaded), records, policy.latency_requests)
+    latency = batch1_latency_ms(served, records, policy.latency_requests)
     report.add(
         "latency",
         latency <= policy.latency_budget_ms,

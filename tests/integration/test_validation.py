@@ -33,16 +33,13 @@ def variant(files: dict[str, bytes], edit) -> dict[str, bytes]:
     """A consistent bundle (ONNX exported from the same weights) of an edited copy of the model."""
     import torch
 
-    from titanic_mlops.model import export_onnx, state_dict_bytes
+    from titanic_mlops.train import model_files
 
     model = load_torch_model(files)
     with torch.no_grad():
         edit(model.linear)
-    return {
-        **files,
-        bundle.MODEL_ONNX: export_onnx(model),
-        bundle.MODEL_STATE: state_dict_bytes(model),
-    }
+    kept = {name: data for name, data in files.items() if name != bundle.LINEAR}
+    return {**kept, **model_files(model)}  # linear.json only if this graph's form verifies
 
 
 def failed(report) -> list[str]:
@@ -64,6 +61,7 @@ def test_a_good_model_passes(registry, trained, policy):
     assert [c.name for c in report.checks] == [
         "integrity",
         "onnx-vs-torch",
+        "served-vs-onnx",
         "accuracy floor",
         "roc_auc floor",
         "vs-production",
@@ -123,6 +121,15 @@ def test_onnx_and_torch_must_agree(registry, trained, policy):
     report = validate(registry, registry.register(files), policy)
     assert failed(report) == ["onnx-vs-torch"]
     assert "tolerance 1e-05" in report.reasons[0]
+
+
+def test_the_sealed_linear_form_must_agree_with_the_graph(registry, trained, policy):
+    """A linear.json that is not the graph's (hashes valid) is caught before promotion."""
+    other = variant(trained.files, lambda linear: linear.bias.add_(0.01))
+    files = {**trained.files, bundle.LINEAR: other[bundle.LINEAR]}
+    report = validate(registry, registry.register(files), policy)
+    assert failed(report) == ["served-vs-onnx"]
+    assert "max |p_served - p_onnx|" in report.reasons[0] and "tolerance 1e-06" in report.reasons[0]
 
 
 def test_latency_over_budget_is_rejected(registry, trained, policy):

@@ -253,7 +253,19 @@ def test_logging_can_be_switched_off(make_client):
     assert service.storage.list("predictions/") == []
 
 
-def test_a_bundle_onnxruntime_cannot_run_is_a_503(make_client, tmp_path, trained):
+@pytest.mark.parametrize(
+    ("sealed_linear_form", "inference"),
+    [(False, "auto"), (True, "onnxruntime")],
+    ids=["no-linear-json", "inference-onnxruntime"],
+)
+def test_a_bundle_onnxruntime_cannot_run_is_a_503(
+    make_client, tmp_path, trained, sealed_linear_form, inference
+):
+    """Whenever serving runs the graph: without linear.json, or with INFERENCE=onnxruntime.
+
+    (With linear.json and INFERENCE=auto the graph is not run; the registry's gate is what
+    rejects such a bundle: tests/integration/test_validation.py.)
+    """
     from titanic_mlops import bundle
     from titanic_mlops.registry import Registry
     from titanic_mlops.storage import open_storage
@@ -261,22 +273,30 @@ def test_a_bundle_onnxruntime_cannot_run_is_a_503(make_client, tmp_path, trained
     storage = tmp_path / "broken"
     registry = Registry(open_storage(storage), "titanic-logreg")
     files = dict(trained.files, **{bundle.MODEL_ONNX: b"not an onnx graph"})
+    if not sealed_linear_form:
+        del files[bundle.LINEAR]
     registry.set_alias("production", registry.register(files))  # hashes match: it verifies
-    client, _ = make_client(STORAGE_URI=str(storage))
+    client, _ = make_client(STORAGE_URI=str(storage), INFERENCE=inference)
     r = client.post("/", json=JACK)
     assert r.status_code == 503
     assert error_of(r)["message"].startswith("model cannot run")
 
 
 def test_both_inference_backends_answer_alike(make_client):
+    from titanic_mlops import predictor
+
     fast, _ = make_client()
-    assert fast.get("/health").json()["inference"].startswith("numpy")
+    assert fast.get("/health").json()["inference"] == predictor.LINEAR_BACKEND
     reference, _ = make_client(INFERENCE="onnxruntime")
-    assert reference.get("/health").json()["inference"] == "onnxruntime"
-    body = {"instances": [JACK, ROSE, {"pclass": 2, "sex": "male"}]}
-    a = [p["probability"] for p in fast.post("/", json=body).json()["predictions"]]
-    b = [p["probability"] for p in reference.post("/", json=body).json()["predictions"]]
-    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-6
+    assert reference.get("/health").json()["inference"] == predictor.ONNX_BACKEND
+    few = [JACK, ROSE, {"pclass": 2, "sex": "male"}]
+    many = few * 7  # above SMALL_BATCH: the numpy path
+    assert len(many) > predictor.SMALL_BATCH
+    for instances in (few, many):
+        body = {"instances": instances}
+        a = [p["probability"] for p in fast.post("/", json=body).json()["predictions"]]
+        b = [p["probability"] for p in reference.post("/", json=body).json()["predictions"]]
+        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-6
 
 
 @pytest.mark.parametrize("field", ["age", "fare", "sibsp", "parch"])

@@ -5,7 +5,17 @@ import pytest
 
 from tests.conftest import load_torch_model
 from titanic_mlops import bundle, data, predictions, schema
-from titanic_mlops.predictor import Predictor
+from titanic_mlops.predictor import (
+    LINEAR_BACKEND,
+    N_PROBES,
+    ONNX_BACKEND,
+    OnnxGraph,
+    Predictor,
+    extract_linear_form,
+    linear_certificate,
+)
+from titanic_mlops.registry import Registry
+from titanic_mlops.storage import open_storage
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +50,8 @@ def test_predictor_encodes_raw_records(sealed, data_dirs):
 
 def test_manifest_lists_every_file_hash(trained):
     manifest = bundle.make_manifest(trained.files, version=3)
-    assert set(manifest["files"]) == set(bundle.BUNDLE_FILES)
+    # the required files, and linear.json: training seals it for a logistic regression
+    assert set(manifest["files"]) == {*bundle.BUNDLE_FILES, bundle.LINEAR}
     assert manifest["files"][bundle.MODEL_ONNX] == bundle.sha256(trained.files[bundle.MODEL_ONNX])
     assert manifest["version"] == 3
 
@@ -84,7 +95,7 @@ def test_fast_path_is_used_for_the_logistic_regression_and_agrees(sealed, data_d
     x, _ = data.titanic_dataset("test", data_dirs["processed"]).tensors
     fast = Predictor(sealed)
     reference = Predictor(sealed, backend="onnxruntime")
-    assert fast.backend.startswith("numpy") and reference.backend == "onnxruntime"
+    assert fast.backend == LINEAR_BACKEND and reference.backend == ONNX_BACKEND
     p_fast, p_ort = fast.predict_encoded(x.numpy()), reference.predict_encoded(x.numpy())
     assert p_fast.dtype == p_ort.dtype == np.float32
     assert np.max(np.abs(p_fast - p_ort)) <= 1e-6
@@ -111,13 +122,79 @@ def test_a_non_linear_graph_runs_in_onnxruntime(sealed, tmp_path):
         input_names=["features"],
         dynamic_axes={"features": {0: "batch"}},
     )
+    assert linear_certificate(buf.getvalue()) is None  # training seals no linear form
     files = dict(sealed.files, **{bundle.MODEL_ONNX: buf.getvalue()})
+    del files[bundle.LINEAR]
     mlp_bundle = bundle.verify(bundle.make_manifest(files), files, "mlp")
     predictor = Predictor(mlp_bundle)
     assert predictor.backend == "onnxruntime"
     x = np.random.default_rng(1).normal(size=(5, 11)).astype(np.float32)
     expected = mlp(torch.from_numpy(x)).detach().numpy().reshape(-1)
     np.testing.assert_allclose(predictor.predict_encoded(x), expected, atol=1e-6)
+
+
+def test_training_seals_the_linear_form_it_read_out_of_the_graph(sealed):
+    form = json.loads(sealed.files[bundle.LINEAR])
+    assert form["verified_against"].startswith("onnxruntime ")
+    assert form["probes"] == N_PROBES and 0 <= form["max_abs_error"] <= form["tolerance"]
+    weights, bias = sealed.linear
+    read, read_bias, _ = extract_linear_form(OnnxGraph(sealed.onnx).run)
+    assert len(weights) == schema.N_ENCODED
+    np.testing.assert_allclose(weights, read, atol=1e-9)
+    assert bias == pytest.approx(read_bias, abs=1e-9)
+
+
+def test_a_bundle_without_a_linear_form_is_checked_when_its_predictor_is_built(sealed):
+    """Bundles registered before linear.json: the form is read from the graph at start."""
+    files = {n: b for n, b in sealed.files.items() if n != bundle.LINEAR}
+    old = Predictor(bundle.verify(bundle.make_manifest(files), files, "old"))
+    assert old.backend == LINEAR_BACKEND
+    x = np.random.default_rng(2).normal(size=(40, schema.N_ENCODED)).astype(np.float32)
+    np.testing.assert_allclose(
+        old.predict_encoded(x), Predictor(sealed).predict_encoded(x), atol=1e-6
+    )
+
+
+def test_a_linear_form_of_the_wrong_width_is_refused(sealed):
+    form = json.loads(sealed.files[bundle.LINEAR])
+    files = dict(sealed.files, **{bundle.LINEAR: bundle.dumps({**form, "weights": [0.5] * 3})})
+    with pytest.raises(bundle.BundleIntegrityError, match="3 weights"):
+        Predictor(bundle.verify(bundle.make_manifest(files), files, "bad"))
+
+
+def test_a_one_row_prediction_imports_neither_numpy_nor_onnxruntime(sealed, tmp_path):
+    """What keeps both imports out of the service's cold start."""
+    import subprocess
+    import sys
+
+    registry = Registry(open_storage(tmp_path / "bucket"), "titanic-logreg")
+    version = registry.register(sealed.files)
+    code = f"""
+import sys
+from titanic_mlops.api import service  # everything the service imports
+from titanic_mlops.predictor import (
+    LINEAR_BACKEND,
+    N_PROBES,
+    ONNX_BACKEND,
+    OnnxGraph,
+    Predictor,
+    extract_linear_form,
+    linear_certificate,
+)
+from titanic_mlops.registry import Registry
+from titanic_mlops.storage import open_storage
+from titanic_mlops.registry import Registry
+from titanic_mlops.storage import open_storage
+registry = Registry(open_storage({str(tmp_path / "bucket")!r}), "titanic-logreg")
+p = Predictor(registry.load({version}))
+(probability,) = p.probabilities([{{"pclass": 3, "sex": "male", "age": 22}}])
+assert 0 < probability < 1
+print(sorted({{"numpy", "onnxruntime"}} & set(sys.modules)))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def test_the_bundle_seals_its_drift_reference(trained, sealed, data_dirs):

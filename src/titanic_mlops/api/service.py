@@ -50,12 +50,13 @@ PREDICTED = {label: metrics.PREDICTIONS.labels(str(label)) for label in (0, 1)}
 
 @dataclass
 class _Model:
-    """A verified bundle and, per process, the onnxruntime session running it.
+    """A verified bundle and, per process, the predictor running it.
 
     onnxruntime is never initialised before a fork: gunicorn imports the target in the
     master and forks workers, and a child that inherits onnxruntime's environment aborts
     at exit (it joins threads that only exist in the parent). So the master verifies the
-    bundle's hashes, and each process creates its session on first use.
+    bundle's hashes, and each process builds its predictor on first use (without
+    onnxruntime when the bundle seals a linear form).
     """
 
     bundle: Bundle
@@ -176,7 +177,7 @@ class PredictionService(HttpService):
             log.exception("model version %s cannot run", model.version)
             raise ApiError(503, "model_unavailable", f"model cannot run: {exc}") from None
         t0 = time.perf_counter()
-        probabilities = predictor.predict_proba(records).tolist()
+        probabilities = predictor.probabilities(records)
         metrics.INFERENCE_LATENCY.observe(time.perf_counter() - t0)
         classes = [int(p >= schema.DECISION_THRESHOLD) for p in probabilities]
         for c in classes:

@@ -172,17 +172,7 @@ def test_a_one_row_prediction_imports_neither_numpy_nor_onnxruntime(sealed, tmp_
     code = f"""
 import sys
 from titanic_mlops.api import service  # everything the service imports
-from titanic_mlops.predictor import (
-    LINEAR_BACKEND,
-    N_PROBES,
-    ONNX_BACKEND,
-    OnnxGraph,
-    Predictor,
-    extract_linear_form,
-    linear_certificate,
-)
-from titanic_mlops.registry import Registry
-from titanic_mlops.storage import open_storage
+from titanic_mlops.predictor import Predictor
 from titanic_mlops.registry import Registry
 from titanic_mlops.storage import open_storage
 registry = Registry(open_storage({str(tmp_path / "bucket")!r}), "titanic-logreg")

@@ -91,6 +91,7 @@ class Predictor:
                 found = extract_linear_form(self.graph.run)
                 linear = found[:2] if found is not None else None
         self._linear = linear
+        self._weights_array: np.ndarray | None = None  # numpy's copy, made on first use
         self.backend = LINEAR_BACKEND if linear is not None else ONNX_BACKEND
         if linear is None:
             self.graph.session()  # fail now, not on the first request, if the graph cannot run
@@ -105,8 +106,9 @@ class Predictor:
             return self.run_onnx(x)
         import numpy as np
 
-        weights, bias = self._linear
-        return _sigmoid(x @ np.asarray(weights) + bias).astype(np.float32)
+        if self._weights_array is None:
+            self._weights_array = np.asarray(self._linear[0], dtype=np.float64)
+        return _sigmoid(x @ self._weights_array + self._linear[1]).astype(np.float32)
 
     def probabilities(self, records: Sequence[Mapping[str, Any]]) -> list[float]:
         """Probabilities for validated raw records, as float32 values in Python floats.

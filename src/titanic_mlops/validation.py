@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from titanic_mlops import bundle, data, evaluation, schema
+from titanic_mlops.errors import one_line
 from titanic_mlops.predictor import FAST_PATH_TOLERANCE, Predictor
 from titanic_mlops.registry import Registry, RegistryError, alias_key
 from titanic_mlops.storage import NotFound
@@ -185,7 +186,12 @@ def validate(registry: Registry, ref: str | int, policy: Policy) -> Report:
         )
         return report
     records, y = data.read_records_csv(policy.held_out_path)
-    p_onnx = Predictor(loaded, backend="onnxruntime").predict_proba(records).astype(np.float64)
+    try:
+        reference = Predictor(loaded, backend="onnxruntime")
+    except Exception as exc:  # onnxruntime's own exception types (InvalidProtobuf, Fail, …)
+        report.add("onnx-vs-torch", False, f"onnxruntime cannot load model.onnx: {one_line(exc)}")
+        return report
+    p_onnx = reference.predict_proba(records).astype(np.float64)
 
     x = schema.encode(records, loaded.preprocessing)
     gap = float(np.max(np.abs(p_onnx - torch_probabilities(loaded.files, x))))

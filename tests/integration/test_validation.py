@@ -123,6 +123,14 @@ def test_onnx_and_torch_must_agree(registry, trained, policy):
     assert "tolerance 1e-05" in report.reasons[0]
 
 
+def test_a_graph_onnxruntime_cannot_load_is_a_reason_not_a_crash(registry, trained, policy):
+    files = {**trained.files, bundle.MODEL_ONNX: b"not an onnx graph"}  # hashes match
+    report = validate(registry, registry.register(files), policy)
+    assert failed(report) == ["onnx-vs-torch"]
+    (reason,) = report.reasons
+    assert "onnxruntime cannot load model.onnx" in reason and "\n" not in reason
+
+
 def test_the_sealed_linear_form_must_agree_with_the_graph(registry, trained, policy):
     """A linear.json that is not the graph's (hashes valid) is caught before promotion."""
     other = variant(trained.files, lambda linear: linear.bias.add_(0.01))

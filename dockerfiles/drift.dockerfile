@@ -1,6 +1,6 @@
 # Drift service for Cloud Run: functions-framework target `drift_check` in its ASGI mode.
-# The `serve` and `drift` dependency groups from uv.lock (evidently, pandas): no torch, hydra
-# or wandb. Private on Cloud Run: invoked with an identity token (deploy/cloudrun/drift.yaml).
+# The `serve-base` and `drift` dependency groups from uv.lock (evidently, pandas): no torch,
+# onnxruntime, hydra or wandb. Private on Cloud Run: invoked with an identity token (deploy/cloudrun/drift.yaml).
 #   docker build -f dockerfiles/drift.dockerfile -t titanic-drift .
 #   docker run -p 8080:8080 -e STORAGE_URI=gs://bucket/prefix titanic-drift
 FROM python:3.11-slim AS build
@@ -13,10 +13,10 @@ ENV UV_COMPILE_BYTECODE=1 \
 
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --locked --no-default-groups --group serve --group drift --no-editable --no-install-project
+RUN uv sync --locked --no-default-groups --group serve-base --group drift --no-editable --no-install-project
 COPY src ./src
 # tests/integration/test_serving_image.py builds a venv from this exact line
-RUN uv sync --locked --no-default-groups --group serve --group drift --no-editable
+RUN uv sync --locked --no-default-groups --group serve-base --group drift --no-editable
 
 FROM python:3.11-slim
 

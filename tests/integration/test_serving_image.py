@@ -24,8 +24,8 @@ IMAGES = {
     # image: (Dockerfile, groups, must not import, must import, size bound in MB)
     "api": ("api.dockerfile", ["serve"],
             ("torch", "evidently", "hydra", "wandb", "pandas", "sklearn"), ("onnxruntime",), 300),
-    "drift": ("drift.dockerfile", ["serve", "drift"],
-              ("torch", "hydra", "wandb", "onnx"), ("evidently", "pandas"), 1000),
+    "drift": ("drift.dockerfile", ["serve-base", "drift"],
+              ("torch", "hydra", "wandb", "onnx", "onnxruntime"), ("evidently", "pandas"), 1000),
 }  # fmt: skip
 
 

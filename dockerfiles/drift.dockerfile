@@ -1,6 +1,7 @@
 # Drift service for Cloud Run: functions-framework target `drift_check` in its ASGI mode.
 # The `serve-base` and `drift` dependency groups from uv.lock (evidently, pandas): no torch,
-# onnxruntime, hydra or wandb. Private on Cloud Run: invoked with an identity token (deploy/cloudrun/drift.yaml).
+# onnxruntime, hydra or wandb. Private on Cloud Run: invoked with an identity token
+# (deploy/cloudrun/drift.yaml).
 #   docker build -f dockerfiles/drift.dockerfile -t titanic-drift .
 #   docker run -p 8080:8080 -e STORAGE_URI=gs://bucket/prefix titanic-drift
 FROM python:3.11-slim AS build

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from titanic_mlops import schema
+from titanic_mlops import encoding, schema
 
 MODEL_ONNX = "model.onnx"
 MODEL_STATE = "model.pt"
@@ -78,8 +78,8 @@ class Bundle:
         return self.files[MODEL_ONNX]
 
     @property
-    def preprocessing(self) -> schema.Preprocessing:
-        return schema.Preprocessing.from_json(self.files[PREPROCESSING])
+    def preprocessing(self) -> encoding.Preprocessing:
+        return encoding.Preprocessing.from_json(self.files[PREPROCESSING])
 
     @property
     def metrics(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
 
-from titanic_mlops import schema
+from titanic_mlops import encoding, schema
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,11 @@ def split(records: list[dict[str, Any]], y: np.ndarray, test_size: float, seed: 
 
 
 def to_tensors(
-    records: list[dict[str, Any]], y: np.ndarray, prep: schema.Preprocessing
+    records: list[dict[str, Any]], y: np.ndarray, prep: encoding.Preprocessing
 ) -> dict[str, torch.Tensor]:
     """Encode records with ``prep`` into the tensors the trainer consumes."""
     return {
-        "x": torch.from_numpy(schema.encode(records, prep)),
+        "x": torch.from_numpy(encoding.encode(records, prep)),
         "y": torch.from_numpy(y.astype(np.float32)),
     }
 
@@ -164,14 +164,14 @@ def preprocess(
     processed_dir: Path | str = PROCESSED_DIR,
     test_size: float = 0.2,
     seed: int = 42,
-) -> schema.Preprocessing:
+) -> encoding.Preprocessing:
     """Validate, split, fit preprocessing on the training split and write all outputs.
 
     Outputs are byte-identical for the same input file and seed.
     """
     records, y = load_raw(raw_path)
     parts = split(records, y, test_size, seed)
-    prep = schema.fit(parts.train)
+    prep = encoding.fit(parts.train)
     processed = Path(processed_dir)
     _write_if_changed(
         processed / TRAIN_TENSORS, _tensor_bytes(to_tensors(parts.train, parts.train_y, prep))
@@ -216,9 +216,9 @@ def titanic_dataset(
     return torch.utils.data.TensorDataset(tensors["x"], tensors["y"])
 
 
-def load_preprocessing(processed_dir: Path | str = PROCESSED_DIR) -> schema.Preprocessing:
+def load_preprocessing(processed_dir: Path | str = PROCESSED_DIR) -> encoding.Preprocessing:
     """The preprocessing fitted by the last :func:`preprocess` run."""
-    return schema.Preprocessing.from_json((Path(processed_dir) / PREPROCESSING).read_text())
+    return encoding.Preprocessing.from_json((Path(processed_dir) / PREPROCESSING).read_text())
 
 
 def configured_arguments(config_file: Path = CONFIG_FILE) -> dict[str, Any]:

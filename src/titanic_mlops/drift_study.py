@@ -4,7 +4,7 @@ The 891 labelled rows are the population and every sample is an independent draw
 with replacement: a reference of the training split's size, never shifted, fresh per draw,
 and a current sample of n rows, drawn uniformly (no shift) or with weights that move one
 column (mean age, share of women, mean fare, share of third class) while every row stays a
-real passenger with its true label. The model is the project's own (``schema.fit`` and
+real passenger with its true label. The model is the project's own (``encoding.fit`` and
 ``train.fit_model`` on the training split, the default Hydra hyperparameters); its
 probability of each row gives the ``probability`` and ``prediction`` columns.
 
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from titanic_mlops import data, schema
+from titanic_mlops import data, encoding, schema
 from titanic_mlops import drift_study_summary as summary
 from titanic_mlops.monitoring import drift
 from titanic_mlops.predictions import PREDICTION, PROBABILITY
@@ -90,11 +90,11 @@ def build_population() -> Population:
         cfg = compose("config")
     records, y = data.load_raw(train.project_path(cfg.data.raw))
     parts = data.split(records, y, cfg.data.test_size, cfg.seed)
-    prep = schema.fit(parts.train)
-    x_train = torch.from_numpy(schema.encode(parts.train, prep))
+    prep = encoding.fit(parts.train)
+    x_train = torch.from_numpy(encoding.encode(parts.train, prep))
     y_train = torch.from_numpy(parts.train_y.astype(np.float32))
     model, _ = train.fit_model(x_train, y_train, cfg.hyperparameters, cfg.seed)
-    proba = model.predict_proba(torch.from_numpy(schema.encode(records, prep))).numpy()
+    proba = model.predict_proba(torch.from_numpy(encoding.encode(records, prep))).numpy()
     frame = pd.DataFrame.from_records(records, columns=list(schema.FEATURES))
     frame[schema.TARGET] = y
     frame[PROBABILITY] = proba.astype(np.float64)

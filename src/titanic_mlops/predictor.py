@@ -24,7 +24,7 @@ from array import array
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from titanic_mlops import schema
+from titanic_mlops import encoding, schema
 from titanic_mlops.bundle import Bundle, dumps
 
 if TYPE_CHECKING:
@@ -120,14 +120,14 @@ class Predictor:
             weights, bias = self._linear
             plan = self._plan
             p = [
-                _linear_python(array("f", schema.encode_row(r, plan)), weights, bias)
+                _linear_python(array("f", encoding.encode_row(r, plan)), weights, bias)
                 for r in records
             ]
             # float32 outputs, as numpy and onnxruntime give them
             return array("f", p).tolist()
         if not records:
             return []
-        return self.predict_encoded(schema.encode(records, self.preprocessing)).tolist()
+        return self.predict_encoded(encoding.encode(records, self.preprocessing)).tolist()
 
     def predict_proba(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """:meth:`probabilities` as a float32 array."""

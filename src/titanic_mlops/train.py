@@ -22,7 +22,15 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from titanic_mlops import bundle, config_schema, data, evaluation, fingerprint, schema, tracking
+from titanic_mlops import (
+    bundle,
+    config_schema,
+    data,
+    encoding,
+    evaluation,
+    fingerprint,
+    tracking,
+)
 from titanic_mlops.model import LogisticRegressionModel, export_onnx, state_dict_bytes
 from titanic_mlops.predictions import PROBABILITY  # the probability column of reference.csv
 from titanic_mlops.predictor import linear_certificate
@@ -109,9 +117,9 @@ def cross_validate(
     folds = StratifiedKFold(n_splits=cfg.evaluation.cv_folds, shuffle=True, random_state=cfg.seed)
     per_fold: dict[str, list[dict[str, float]]] = {"model": [], "baseline": []}
     for k, (tr, va) in enumerate(folds.split(np.zeros(len(y)), y)):
-        prep = schema.fit([records[i] for i in tr])
-        x_tr = schema.encode([records[i] for i in tr], prep)
-        x_va = schema.encode([records[i] for i in va], prep)
+        prep = encoding.fit([records[i] for i in tr])
+        x_tr = encoding.encode([records[i] for i in tr], prep)
+        x_va = encoding.encode([records[i] for i in va], prep)
         model, _ = fit_model(
             torch.from_numpy(x_tr),
             torch.from_numpy(y[tr].astype(np.float32)),

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from titanic_mlops import bundle, data, evaluation, schema
+from titanic_mlops import bundle, data, encoding, evaluation
 from titanic_mlops.errors import one_line
 from titanic_mlops.predictor import FAST_PATH_TOLERANCE, Predictor
 from titanic_mlops.registry import Registry, RegistryError, alias_key
@@ -193,7 +193,7 @@ def validate(registry: Registry, ref: str | int, policy: Policy) -> Report:
         return report
     p_onnx = reference.predict_proba(records).astype(np.float64)
 
-    x = schema.encode(records, loaded.preprocessing)
+    x = encoding.encode(records, loaded.preprocessing)
     gap = float(np.max(np.abs(p_onnx - torch_probabilities(loaded.files, x))))
     report.add(
         "onnx-vs-torch",

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from tests.conftest import load_torch_model
-from titanic_mlops import bundle, data, schema
+from titanic_mlops import bundle, data, encoding, schema
 from titanic_mlops.monitoring import drift, drift_frames
 from titanic_mlops.predictions import PREDICTION, PROBABILITY
 
@@ -34,7 +34,7 @@ SUMMARY_KEYS = {
 @pytest.fixture(scope="module")
 def score(trained):
     """The trained bundle's probability for raw records, as serving computes it."""
-    prep = schema.Preprocessing.from_json(trained.files[bundle.PREPROCESSING])
+    prep = encoding.Preprocessing.from_json(trained.files[bundle.PREPROCESSING])
     model = load_torch_model(trained.files)
 
     def _score(frame: pd.DataFrame) -> np.ndarray:
@@ -42,7 +42,7 @@ def score(trained):
         records = [
             schema.check_record({k: None if pd.isna(v) else v for k, v in r.items()}) for r in rows
         ]
-        return model.predict_proba(torch.from_numpy(schema.encode(records, prep))).numpy()
+        return model.predict_proba(torch.from_numpy(encoding.encode(records, prep))).numpy()
 
     return _score
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from titanic_mlops import schema
+from titanic_mlops import encoding, schema
 
 VALID = {
     "pclass": 3,
@@ -73,7 +73,7 @@ def test_optional_fields_may_be_missing_and_values_are_normalised():
 
 def test_fit_learns_from_the_given_records_only():
     records = [dict(VALID, age=a, embarked=e) for a, e in ((10, "C"), (20, "C"), (None, "S"))]
-    prep = schema.fit(records)
+    prep = encoding.fit(records)
     assert prep.impute["age"] == 15.0
     assert prep.impute["embarked"] == "C"
     assert prep.mean["age"] == pytest.approx(np.mean([10, 20, 15]))
@@ -81,32 +81,32 @@ def test_fit_learns_from_the_given_records_only():
 
 def test_fit_rejects_no_records():
     with pytest.raises(ValueError, match="zero records"):
-        schema.fit([])
+        encoding.fit([])
 
 
 def test_encode_imputes_missing_values_like_training():
-    prep = schema.fit([VALID, dict(VALID, age=40, fare=20, embarked="Q")])
-    full = schema.encode(
+    prep = encoding.fit([VALID, dict(VALID, age=40, fare=20, embarked="Q")])
+    full = encoding.encode(
         [dict(VALID, age=prep.impute["age"], embarked=prep.impute["embarked"])], prep
     )
-    missing = schema.encode([dict(VALID, age=None, embarked=None)], prep)
+    missing = encoding.encode([dict(VALID, age=None, embarked=None)], prep)
     np.testing.assert_array_equal(full, missing)
     assert missing.dtype == np.float32 and missing.shape == (1, schema.N_ENCODED)
 
 
 def test_constant_column_does_not_divide_by_zero():
-    prep = schema.fit([VALID, VALID])
+    prep = encoding.fit([VALID, VALID])
     assert prep.std["age"] == 1.0
-    assert np.isfinite(schema.encode([VALID], prep)).all()
+    assert np.isfinite(encoding.encode([VALID], prep)).all()
 
 
 def test_preprocessing_json_round_trip_and_version_check():
-    prep = schema.fit([VALID, dict(VALID, age=30)])
+    prep = encoding.fit([VALID, dict(VALID, age=30)])
     text = prep.to_json()
-    assert schema.Preprocessing.from_json(text) == prep
+    assert encoding.Preprocessing.from_json(text) == prep
     with pytest.raises(schema.SchemaError, match="schema '0'"):
-        schema.Preprocessing.from_json(
+        encoding.Preprocessing.from_json(
             text.replace('"schema_version": "1"', '"schema_version": "0"')
         )
     with pytest.raises(schema.SchemaError, match="encoded_columns"):
-        schema.Preprocessing.from_json(text.replace('"sex_male"', '"sex_female"'))
+        encoding.Preprocessing.from_json(text.replace('"sex_male"', '"sex_female"'))

@@ -52,6 +52,7 @@ class OnnxGraph:
         self.onnx = onnx
         self.threads = threads
         self._session: Any = None
+        self._input_name = ""
 
     def session(self) -> Any:
         """The onnxruntime session."""
@@ -62,9 +63,11 @@ class OnnxGraph:
             # One small matmul per request: extra intra-op threads only add contention.
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = self.threads
-            self._session = ort.InferenceSession(
+            session = ort.InferenceSession(
                 self.onnx, sess_options=options, providers=["CPUExecutionProvider"]
             )
+            self._input_name = session.get_inputs()[0].name
+            self._session = session
         return self._session
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -72,8 +75,7 @@ class OnnxGraph:
         import numpy as np
 
         session = self.session()
-        feed = {session.get_inputs()[0].name: x.astype(np.float32, copy=False)}
-        (p,) = session.run(None, feed)
+        (p,) = session.run(None, {self._input_name: x.astype(np.float32, copy=False)})
         return p.reshape(-1)
 
 
@@ -116,24 +118,33 @@ class Predictor:
         Up to :data:`SMALL_BATCH` rows of a linear model this touches neither numpy nor
         onnxruntime.
         """
-        if self._linear is not None and len(records) <= SMALL_BATCH:
-            weights, bias = self._linear
-            plan = self._plan
-            p = [
-                _linear_python(array("f", encoding.encode_row(r, plan)), weights, bias)
-                for r in records
-            ]
-            # float32 outputs, as numpy and onnxruntime give them
-            return array("f", p).tolist()
-        if not records:
-            return []
-        return self.predict_encoded(encoding.encode(records, self.preprocessing)).tolist()
+        if self._small(records):
+            return self._small_batch(records)
+        return self.predict_proba(records).tolist()
 
     def predict_proba(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """:meth:`probabilities` as a float32 array."""
         import numpy as np
 
-        return np.array(self.probabilities(records), dtype=np.float32)
+        if self._small(records):
+            return np.array(self._small_batch(records), dtype=np.float32)
+        if not records:
+            return np.zeros(0, dtype=np.float32)
+        return self.predict_encoded(encoding.encode(records, self.preprocessing))
+
+    def _small(self, records: Sequence[Mapping[str, Any]]) -> bool:
+        return self._linear is not None and len(records) <= SMALL_BATCH
+
+    def _small_batch(self, records: Sequence[Mapping[str, Any]]) -> list[float]:
+        """The linear form in plain Python, row by row (float32 outputs, as numpy and
+        onnxruntime give them)."""
+        assert self._linear is not None
+        weights, bias = self._linear
+        plan = self._plan
+        p = [
+            _linear_python(array("f", encoding.encode_row(r, plan)), weights, bias) for r in records
+        ]
+        return array("f", p).tolist()
 
 
 def extract_linear_form(

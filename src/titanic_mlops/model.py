@@ -1,4 +1,5 @@
-"""The model: logistic regression as one ``nn.Linear`` to a single logit, and its ONNX export."""
+"""The model: logistic regression as one ``nn.Linear`` to a single logit, its ONNX export and
+the bundle files that hold it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import warnings
 
 import torch
 from torch import nn
+
+from titanic_mlops import bundle
+from titanic_mlops.predictor import linear_certificate
 
 ONNX_INPUT = "features"
 ONNX_OUTPUT = "probability"
@@ -77,3 +81,15 @@ def state_dict_bytes(model: nn.Module) -> bytes:
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     return buf.getvalue()
+
+
+def model_files(model: LogisticRegressionModel) -> dict[str, bytes]:
+    """The bundle files that hold the model: ONNX graph, state dict and, for a graph that
+    computes ``sigmoid(w·x + b)``, its linear form read out of the graph by onnxruntime and
+    checked against it (the serving fast path, see predictor.py)."""
+    onnx = export_onnx(model)
+    files = {bundle.MODEL_ONNX: onnx, bundle.MODEL_STATE: state_dict_bytes(model)}
+    linear = linear_certificate(onnx)
+    if linear is not None:
+        files[bundle.LINEAR] = linear
+    return files

@@ -31,9 +31,8 @@ from titanic_mlops import (
     fingerprint,
     tracking,
 )
-from titanic_mlops.model import LogisticRegressionModel, export_onnx, state_dict_bytes
+from titanic_mlops.model import LogisticRegressionModel, model_files
 from titanic_mlops.predictions import PROBABILITY  # the probability column of reference.csv
-from titanic_mlops.predictor import linear_certificate
 from titanic_mlops.registry import Registry
 from titanic_mlops.storage import open_storage
 from titanic_mlops.vcs import git_commit
@@ -210,18 +209,6 @@ def run(cfg: DictConfig) -> TrainResult:
             run_, cfg, result.metrics, result.files, result.version, result.bundle_uri
         )
     return result
-
-
-def model_files(model: LogisticRegressionModel) -> dict[str, bytes]:
-    """The bundle files that hold the model: ONNX graph, state dict and, for a graph that
-    computes ``sigmoid(w·x + b)``, its linear form read out of the graph by onnxruntime and
-    checked against it (the serving fast path, see predictor.py)."""
-    onnx = export_onnx(model)
-    files = {bundle.MODEL_ONNX: onnx, bundle.MODEL_STATE: state_dict_bytes(model)}
-    linear = linear_certificate(onnx)
-    if linear is not None:
-        files[bundle.LINEAR] = linear
-    return files
 
 
 def _register(cfg: DictConfig, result: TrainResult, processed: Path) -> None:

@@ -33,7 +33,7 @@ def variant(files: dict[str, bytes], edit) -> dict[str, bytes]:
     """A consistent bundle (ONNX exported from the same weights) of an edited copy of the model."""
     import torch
 
-    from titanic_mlops.train import model_files
+    from titanic_mlops.model import model_files
 
     model = load_torch_model(files)
     with torch.no_grad():

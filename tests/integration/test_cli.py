@@ -180,23 +180,39 @@ def test_optuna_sweep_runs_offline(tmp_path, data_dirs):
 
 def test_quickstart_ends_by_serving_the_production_model(tmp_path):
     import signal
+    import threading
     import urllib.request
 
-    from titanic_mlops.api.local_server import free_port, wait_http
+    from titanic_mlops.api.local_server import free_port
 
     port = free_port()
+    banner = f"Serving the production model at http://127.0.0.1:{port}/"
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoke", "quickstart", "--port", str(port), "--storage",
          str(tmp_path / "bucket"), "--overrides", "wandb.mode=disabled"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
+    lines: list[str] = []
+    shown = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if banner in line:
+                shown.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", timeout=120)
+        # the banner is the user's signal that the page is up: wait for it, not for the port
+        # (a stop sent while quickstart is still polling /health rightly prints no banner)
+        assert shown.wait(timeout=120), "".join(lines)
         health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health").read())
         assert health["status"] == "ok" and health["model_version"] == 1
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-    assert f"Serving the production model at http://127.0.0.1:{port}/" in out
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    out = "".join(lines)
     assert f"curl -s -X POST http://127.0.0.1:{port}/" in out

@@ -170,7 +170,7 @@ def drift_serve(c: Context, storage: str = DEFAULT_STORAGE, port: int = 8081) ->
 
 @task(
     help={
-        "n": "newest records to check (n_latest)",
+        "n_latest": "newest records to check",
         "storage": "storage URI (registry + prediction log)",
         "html": "also write the Evidently HTML report to this file",
         "source": "only records of this traffic source (e.g. live)",
@@ -179,7 +179,7 @@ def drift_serve(c: Context, storage: str = DEFAULT_STORAGE, port: int = 8081) ->
 )
 def drift_check(
     c: Context,
-    n: int = 500,
+    n_latest: int = 500,
     storage: str = DEFAULT_STORAGE,
     html: str = "",
     source: str = "",
@@ -191,7 +191,7 @@ def drift_check(
     if url:
         from titanic_mlops.delivery.drift_client import get_check
 
-        summary, page = get_check(url, n, source or None, want_html=bool(html))
+        summary, page = get_check(url, n_latest, source or None, want_html=bool(html))
     else:
         from titanic_mlops.api.drift_service import DriftChecker, Unavailable
         from titanic_mlops.settings import load_settings
@@ -199,13 +199,13 @@ def drift_check(
 
         settings = load_settings(env={**os.environ, "STORAGE_URI": storage})
         try:
-            outcome = DriftChecker(settings, open_storage(storage)).check(n, source or None)
+            outcome = DriftChecker(settings, open_storage(storage)).check(n_latest, source or None)
         except Unavailable as exc:
             raise SystemExit(str(exc)) from None
         summary, page = outcome.body, outcome.html
     print(drift_table(summary))
     if html and page:
-        Path(html).write_text(page)
+        Path(html).write_text(page, encoding="utf-8")
         print(f"HTML report written to {html}")
 
 

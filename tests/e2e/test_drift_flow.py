@@ -3,11 +3,13 @@ fake-gcs-server (the real GCS client), the drift service checks it, the report o
 in the bucket, and the HTML report opens in Debian's Chromium."""
 
 import json
+import subprocess
+import sys
 import urllib.request
 
 import pytest
 
-from tests.conftest import register_production, require_binary
+from tests.conftest import ROOT, register_production, require_binary
 from tests.e2e.test_web_page import CHROMIUM, CHROMIUM_ARGS
 from titanic_mlops import traffic
 from titanic_mlops.api.local_server import DRIFT_SOURCE
@@ -60,11 +62,23 @@ def test_undrifted_then_drifted_traffic_through_both_services(
     summary = json.loads(storage.read(shifted["summary_uri"].split("/mlops/", 1)[1]))
     assert summary["drifted_columns"] == shifted["drifted_columns"]
 
-    # the HTML report, as the service answers it, renders in a real browser
+    # `invoke drift-check --url`: one more check, and the HTML it saves is that check's report
+    page_file = tmp_path / "report.html"
+    cli = subprocess.run(
+        [sys.executable, "-m", "invoke", "drift-check", "--url", drift.url, "-n", "600",
+         "--source", "simulate-traffic", "--html", str(page_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert "dataset: DRIFT" in cli.stdout and f"HTML report written to {page_file}" in cli.stdout
+    keys = storage.list("drift/reports/")
+    htmls = sorted(k for k in keys if k.endswith(".html"))
+    assert len(htmls) == 3 and len(keys) == 6
+    assert page_file.read_bytes() == storage.read(htmls[-1])
+
+    # the HTML report renders in a real browser
     from playwright.sync_api import sync_playwright
 
-    page_file = tmp_path / "report.html"
-    page_file.write_bytes(get(f"{drift.url}/?n_latest=600&format=html"))
     chromium = require_binary(CHROMIUM, "Debian chromium (apt-get install chromium)")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)

@@ -107,7 +107,8 @@ def test_an_old_format_bundle_gives_the_clear_error(make_drift_client, bucket):
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "status"), [("POST", "/", 405), ("DELETE", "/", 405), ("GET", "/nope", 404)]
+    ("method", "path", "status"),
+    [("POST", "/", 405), ("DELETE", "/", 405), ("GET", "/nope", 404), ("POST", "/report", 405)],
 )
 def test_wrong_method_or_path(client, method, path, status):
     assert client.request(method, path).status_code == status
@@ -153,6 +154,45 @@ def test_strongly_drifted_traffic_is_flagged_with_its_columns(client, bucket):
     page = client.get("/?n_latest=600&format=html")
     assert page.headers["content-type"].startswith("text/html")
     assert "Dataset Drift" in page.text or "evidently" in page.text.lower()
+
+
+def test_a_stored_report_is_answered_again_by_its_id_without_a_new_check(client, bucket):
+    storage = open_storage(bucket)
+    log_rows(storage, traffic.draw(200, seed=7))
+    body = client.get("/?n_latest=200").json()
+    rid = body["report_id"]
+    assert body["report_uri"].endswith(f"{rid}.html")
+    assert body["summary_uri"].endswith(f"{rid}.json")
+    before = storage.list("drift/reports/")
+    page = client.get(f"/report?id={rid}")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.content == storage.read(f"drift/reports/{rid}.html")
+    summary = client.get(f"/report?id={rid}&format=json")
+    assert summary.headers["content-type"] == "application/json"
+    assert summary.json() == {**body, "report_id": rid}
+    assert storage.list("drift/reports/") == before  # read, not re-run
+
+    missing = client.get("/report?id=dt%3D2001-01-01%2F20010101T000000.000000Z")
+    assert missing.status_code == 404 and error_of(missing)["code"] == "report_not_found"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("", "id"),
+        ("id=../../registry/titanic-logreg/aliases/production", "id"),
+        ("id=dt%3D2026-11-30%2F..%2F..%2Fx", "id"),
+        ("id=dt%3D2026-11-30%2F20261130T091500.123456Z.html", "id"),
+        ("id=dt%3D2026-11-30%2F20261130T091500.123456Z&format=pdf", "format"),
+    ],
+)
+def test_a_bad_report_id_is_a_400_naming_it(client, query, field):
+    r = client.get(f"/report?{query}")
+    assert r.status_code == 400
+    error = error_of(r)
+    assert error["field"] == field
+    if field == "id":
+        assert error["rule"].startswith("must be the report_id of a check")
 
 
 def test_a_source_filter_leaves_other_traffic_out(client, bucket):

@@ -4,8 +4,10 @@
 records, compares them with the drift reference sealed in the served model's bundle
 (``monitoring/drift.py``, Evidently), writes the HTML report and the JSON summary as new
 objects ``drift/reports/dt=YYYY-MM-DD/<ts>.{html,json}``, sets the drift gauges and pushes
-the metrics right away, so that an alert can fire on drift. Framework-free like the
-prediction service (``api/asgi.py`` adapts it); the check itself runs in a worker thread.
+the metrics right away, so that an alert can fire on drift. ``GET /report?id=<report_id>``
+answers a stored report again (the HTML, or ``&format=json`` its summary) without running a
+check. Framework-free like the prediction service (``api/asgi.py`` adapts it); the check and
+storage reads run in worker threads.
 
 This module imports Evidently (through ``monitoring/drift.py``): only the drift image has it.
 """
@@ -18,6 +20,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +42,13 @@ from titanic_mlops.monitoring import drift, metrics
 from titanic_mlops.per_process import PerProcess
 from titanic_mlops.registry import Registry, RegistryError
 from titanic_mlops.settings import ServeSettings
-from titanic_mlops.storage import PreconditionFailed, Storage, StorageError, open_storage
+from titanic_mlops.storage import (
+    NotFound,
+    PreconditionFailed,
+    Storage,
+    StorageError,
+    open_storage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +56,20 @@ REPORTS = "drift/reports/"
 FORMATS = ("json", "html")
 
 
-def report_key(at: datetime, suffix: str, attempt: int = 0) -> str:
-    """``drift/reports/dt=YYYY-MM-DD/<ts>.<suffix>`` (time-sortable; ``attempt`` breaks ties)."""
+# A report's id is its key without the prefix and the suffix: all a client may name.
+REPORT_ID = re.compile(r"dt=\d{4}-\d{2}-\d{2}/\d{8}T\d{6}\.\d{6}Z(?:-\d{1,2})?")
+REPORT_ID_RULE = "must be the report_id of a check, such as dt=2026-11-30/20261130T091500.123456Z"
+
+
+def report_id(at: datetime, attempt: int = 0) -> str:
+    """``dt=YYYY-MM-DD/<ts>`` (time-sortable; ``attempt`` breaks ties)."""
     tie = f"-{attempt}" if attempt else ""
-    return f"{REPORTS}dt={at:%Y-%m-%d}/{at:%Y%m%dT%H%M%S}.{at.microsecond:06d}Z{tie}.{suffix}"
+    return f"dt={at:%Y-%m-%d}/{at:%Y%m%dT%H%M%S}.{at.microsecond:06d}Z{tie}"
+
+
+def report_key(rid: str, suffix: str) -> str:
+    """``drift/reports/<report id>.<suffix>``, the object of one check's report or summary."""
+    return f"{REPORTS}{rid}.{suffix}"
 
 
 class Unavailable(Exception):
@@ -145,12 +164,14 @@ class DriftChecker:
         return Outcome(body, result.html)
 
     def _store(self, body: dict[str, Any], html: str) -> dict[str, str]:
-        """Write the report and its summary as new objects; return their URIs."""
+        """Write the report and its summary as new objects; return their id and URIs."""
         at = datetime.now(UTC)
         timer = metrics.STORAGE_WRITE_LATENCY.labels("drift_report")
         for attempt in range(10):
-            keys = {s: report_key(at, s, attempt) for s in FORMATS}
-            uris = {"report_uri": self.storage.join(keys["html"]),
+            rid = report_id(at, attempt)
+            keys = {s: report_key(rid, s) for s in FORMATS}
+            uris = {"report_id": rid,
+                    "report_uri": self.storage.join(keys["html"]),
                     "summary_uri": self.storage.join(keys["json"])}  # fmt: skip
             try:
                 with timer.time():
@@ -161,6 +182,10 @@ class DriftChecker:
             except PreconditionFailed:
                 continue  # another check in the same microsecond: take the next name
         raise StorageError(f"could not name a drift report at {at.isoformat()}")
+
+    def stored(self, rid: str, fmt: str) -> bytes:
+        """A stored report (``html``) or summary (``json``); NotFound if there is none."""
+        return self.storage.read(report_key(rid, fmt))
 
 
 class DriftService(HttpService):
@@ -173,9 +198,22 @@ class DriftService(HttpService):
             lambda: DriftChecker(settings, open_storage(settings.storage_uri))
         )
         self._checker.get()  # read the options now: a bad drift.yaml stops start-up
-        self.routes.update({"/": {"GET": self.check}, "/health": {"GET": self.health}})
+        self.routes.update(
+            {
+                "/": {"GET": self.check},
+                "/report": {"GET": self.report},
+                "/health": {"GET": self.health},
+            }
+        )
         if self.exporter is not None:
             atexit.register(self.exporter.close)
+
+    @staticmethod
+    def parse_format(query: Any, default: str = "json") -> str:
+        fmt = query.get("format", default)
+        if fmt not in FORMATS:
+            raise invalid("format", "must be one of " + ", ".join(FORMATS))
+        return fmt
 
     def parse(self, query: Any) -> tuple[int, str, str | None]:
         """``n_latest``, ``format`` and ``source`` from the query string, or a 400."""
@@ -188,9 +226,7 @@ class DriftService(HttpService):
             raise invalid("n_latest", rule)
         else:
             n = int(raw)
-        fmt = query.get("format", "json")
-        if fmt not in FORMATS:
-            raise invalid("format", "must be one of " + ", ".join(FORMATS))
+        fmt = self.parse_format(query)
         source = query.get("source")
         if source is not None and predictions.source_of(source) != source:
             raise invalid("source", "must be a traffic source name such as live or locust")
@@ -207,6 +243,22 @@ class DriftService(HttpService):
         if fmt == "html" and outcome.html is not None:
             return Reply(200, outcome.html.encode(), "text/html; charset=utf-8")
         return json_reply(outcome.body)
+
+    async def report(self, call: Call) -> Reply:
+        """A stored report again, by the ``report_id`` its check answered (HTML by default)."""
+        rid = call.query.get("id")
+        if rid is None or not REPORT_ID.fullmatch(rid):
+            raise invalid("id", REPORT_ID_RULE)
+        fmt = self.parse_format(call.query, default="html")
+        try:
+            data = await asyncio.to_thread(self._checker.get().stored, rid, fmt)
+        except NotFound:
+            raise ApiError(404, "report_not_found", f"no drift report {rid}") from None
+        except Exception as exc:  # storage down: a dependency, not a bug here
+            raise ApiError(503, "drift_unavailable", f"report unreadable: {exc}") from None
+        if fmt == "html":
+            return Reply(200, data, "text/html; charset=utf-8")
+        return Reply(200, data)
 
     async def health(self, call: Call) -> Reply:
         try:

@@ -37,9 +37,9 @@ def get_check(
         except Exception as exc:  # no ADC, or credentials that cannot mint ID tokens
             raise SystemExit(f"no identity token for {base}: {exc}") from None
 
-    def fetch(params: dict[str, str]) -> bytes:
+    def fetch(path: str, params: dict[str, str]) -> bytes:
         request = urllib.request.Request(
-            f"{base}/?{urllib.parse.urlencode(params)}", headers=headers
+            f"{base}{path}?{urllib.parse.urlencode(params)}", headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
@@ -50,6 +50,9 @@ def get_check(
         except OSError as exc:
             raise SystemExit(f"drift service at {base} unreachable: {exc}") from None
 
-    summary = json.loads(fetch(query))
-    page = fetch({**query, "format": "html"}).decode() if want_html else None
+    summary = json.loads(fetch("/", query))
+    page = None
+    if want_html and summary.get("report_id"):
+        # the report this very check stored: asking for format=html would run a second check
+        page = fetch("/report", {"id": summary["report_id"]}).decode()
     return summary, page

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from titanic_mlops.api.local_server import API_SOURCE, LocalServer, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
+SESSION_START = time.time()  # the test process started shortly before this
 # CI sets this so that a missing external binary fails the run instead of skipping tests.
 REQUIRE_BINARIES = os.environ.get("TITANIC_REQUIRE_BINARIES") == "1"
 

@@ -94,7 +94,8 @@ def render(name: str, values: dict[str, object]) -> str:
 def choose_ports(config: dict, free_ports: bool) -> dict[str, int]:
     """The configured ports (StackError if one is taken), or free ones."""
     if free_ports:
-        return {name: local_server.free_port() for name in config["ports"]}
+        names = list(config["ports"])
+        return dict(zip(names, local_server.free_ports(len(names)), strict=True))
     for name, port in config["ports"].items():
         try:
             local_server.check_port_free(int(port))

@@ -29,9 +29,16 @@ SAME_INTERRUPT_SECONDS = 1.0
 
 def free_port() -> int:
     """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on loopback (all held open until all are chosen)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind((HOST, 0))
+        return [sock.getsockname()[1] for sock in socks]
 
 
 def command(
@@ -141,7 +148,7 @@ class LocalServer:
             start_new_session=True,  # its own process group: stop() reaches the workers too
         )
 
-    def wait(self, path: str = "/health", timeout: float = 30.0) -> LocalServer:
+    def wait(self, path: str = "/health", timeout: float = 60.0) -> LocalServer:
         """Block until ``path`` answers; raise (with the output) if the server died."""
         try:
             wait_http(f"{self.url}{path}", timeout)

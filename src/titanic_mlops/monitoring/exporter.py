@@ -53,7 +53,7 @@ class _Process:
     client: Any = None
     descriptors: set[str] | None = None  # metric types known to exist (None: not listed yet)
     timer: threading.Thread | None = None
-    last_export: float = -math.inf
+    last_end: float = -math.inf  # end time (Unix) of the last exported points
     again: bool = False  # a forced export arrived while one was running
     closed: bool = False
 
@@ -171,13 +171,16 @@ class MetricsExporter:
 
     # --- one export ---------------------------------------------------------------------
     def _export(self, state: _Process) -> bool:
-        wait = state.last_export + self.min_interval - time.monotonic()
+        # Spaced by the points' own end times, which Cloud Monitoring checks: a clock read
+        # earlier than the end time would let a preempted export land too soon. Capped, so
+        # that a wall clock stepped back cannot stall the exporter.
+        wait = min(self.min_interval, state.last_end + self.min_interval - time.time())
         if wait > 0:
             time.sleep(wait)
-        state.last_export = time.monotonic()
-        self._due = state.last_export + self.settings.period_seconds
+        end = state.last_end = time.time()
+        self._due = time.monotonic() + self.settings.period_seconds
         try:
-            series = self._series(state)
+            series = self._series(state, end)
             client = self._client or state.client
             if client is None:
                 from titanic_mlops.monitoring.gcp_clients import metric_client
@@ -226,9 +229,9 @@ class MetricsExporter:
 
     def time_series(self) -> list[Any]:
         """The registry's current samples as ``monitoring_v3.TimeSeries``, one per series."""
-        return self._series(self._process())
+        return self._series(self._process(), time.time())
 
-    def _series(self, state: _Process) -> list[Any]:
+    def _series(self, state: _Process, end: float) -> list[Any]:
         labels = {
             "project_id": self.settings.project_id,
             "location": self.settings.location,
@@ -237,7 +240,7 @@ class MetricsExporter:
             "task_id": f"{self.instance_id}-{state.pid}",  # one writer per series
         }
         resource = {"type": "generic_task", "labels": labels}
-        return timeseries.to_time_series(self.registry, resource, state.start, time.time())
+        return timeseries.to_time_series(self.registry, resource, state.start, end)
 
 
 def _process_start_time() -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,6 +81,21 @@ class Storage(ABC):
 
 # LocalStorage's own temporary and lock files: never valid object names.
 RESERVED_PREFIXES = (".tmp-", ".lock-")
+# Windows refuses to rename over a file another process holds open (a reader, for a few
+# milliseconds): the rename is retried for up to REPLACE_ATTEMPTS * REPLACE_PAUSE seconds.
+REPLACE_ATTEMPTS, REPLACE_PAUSE = 50, 0.01
+
+
+def _replace(src: str, dst: Path, retry: bool = os.name == "nt") -> None:
+    """``os.replace``, retried (on Windows) while the target is reported as in use."""
+    for attempt in range(REPLACE_ATTEMPTS):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if not retry or attempt == REPLACE_ATTEMPTS - 1:
+                raise
+            time.sleep(REPLACE_PAUSE)
 
 
 def _check_key(key: str) -> str:
@@ -142,7 +158,12 @@ class LocalStorage(Storage):
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
         # Write-then-rename: a reader never sees a half-written object.
-        os.replace(self._tmp(path, data), path)
+        tmp = self._tmp(path, data)
+        try:
+            _replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def create(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -163,7 +184,7 @@ class LocalStorage(Storage):
         with self._lock(path):
             if path.exists():
                 raise PreconditionFailed(f"{self.join(key)} already exists")
-            os.replace(tmp, path)
+            _replace(tmp, path)
 
     def replace(self, key: str, data: bytes, generation: Generation) -> None:
         path = self._path(key)

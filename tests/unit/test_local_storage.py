@@ -160,3 +160,43 @@ def test_objects_are_readable_files(local):
     assert path.read_bytes() == b"1"
     if os.name == "posix":
         assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_rename_refused_while_the_target_is_open_is_retried(tmp_path, monkeypatch):
+    """Windows refuses os.replace over a file a reader holds open. That cannot happen on the
+    Linux that runs this suite, so os.replace is wrapped to refuse twice (the one stand-in
+    here); the Windows unit job runs the real concurrent test above."""
+    from titanic_mlops import storage
+
+    real, refusals = os.replace, []
+
+    def busy_twice(src, dst):
+        if len(refusals) < 2:
+            refusals.append(dst)
+            raise PermissionError(13, "The process cannot access the file", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(storage.os, "replace", busy_twice)
+    src, dst = tmp_path / "new", tmp_path / "obj"
+    src.write_bytes(b"2")
+    dst.write_bytes(b"1")
+    storage._replace(str(src), dst, retry=True)
+    assert dst.read_bytes() == b"2" and len(refusals) == 2
+
+    refusals.clear()
+    src.write_bytes(b"3")
+    with pytest.raises(PermissionError):  # elsewhere a refusal is a real error, raised at once
+        storage._replace(str(src), dst, retry=False)
+    assert dst.read_bytes() == b"2" and len(refusals) == 1
+
+
+def test_a_failed_write_leaves_no_temporary_file(local, monkeypatch):
+    from titanic_mlops import storage
+
+    def refuse(src, dst, retry=False):
+        raise PermissionError(13, "refused", str(dst))
+
+    monkeypatch.setattr(storage, "_replace", refuse)
+    with pytest.raises(PermissionError):
+        local.write("k/x", b"1")
+    assert [p.name for p in (local.root / "k").iterdir()] == []

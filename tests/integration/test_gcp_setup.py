@@ -77,6 +77,7 @@ def test_runtime_accounts_get_only_their_prefixes():
                                             (creator, f"{p}/predictions/")}  # fmt: skip
     assert bucket_roles(account("drift")) == {(viewer, f"{p}/predictions/"),
                                               (viewer, f"{p}/registry/"),
+                                              (viewer, f"{p}/drift/"),
                                               (creator, f"{p}/drift/")}  # fmt: skip
     assert bucket_roles(account("train")) == {(user, f"{p}/registry/")}
     assert bucket_roles(account("ci")) == {(viewer, f"{p}/registry/"), (viewer, "cloudbuild/")}

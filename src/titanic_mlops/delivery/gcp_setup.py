@@ -6,8 +6,9 @@ runs them only with ``--project``. Roles, by account (see :data:`gcp.ACCOUNTS`):
 =============  ==================================================================================
 titanic-api    objectViewer on ``<prefix>/registry/``; objectCreator on ``<prefix>/predictions/``;
                monitoring.metricWriter
-titanic-drift  objectViewer on ``<prefix>/predictions/`` and ``<prefix>/registry/``; objectCreator
-               on ``<prefix>/drift/``; monitoring.metricWriter
+titanic-drift  objectViewer on ``<prefix>/predictions/``, ``<prefix>/registry/`` and
+               ``<prefix>/drift/`` (``GET /report`` reads stored reports); objectCreator on
+               ``<prefix>/drift/``; monitoring.metricWriter
 titanic-train  objectUser on ``<prefix>/registry/`` (alias moves overwrite, which needs delete);
                secretAccessor on the ``wandb-api-key`` secret only
 titanic-ci     artifactregistry.writer on the repository only; run.admin (deploys, and sets the
@@ -51,6 +52,7 @@ BUCKET_GRANTS: tuple[tuple[str, str, str], ...] = (
     ("api", CREATOR, "predictions/"),
     ("drift", VIEWER, "predictions/"),
     ("drift", VIEWER, "registry/"),
+    ("drift", VIEWER, "drift/"),  # GET /report answers stored reports
     ("drift", CREATOR, "drift/"),
     ("train", USER, "registry/"),
     ("ci", VIEWER, "registry/"),

@@ -5,11 +5,13 @@ Layout (one source of truth, see :func:`version_prefix` and :func:`alias_key`)::
     registry/<model>/versions/<N>/{claim.json, model.onnx, model.pt, preprocessing.json,
                                    metrics.json, manifest.json}
     registry/<model>/aliases/<alias>.json   -> {"version": N, ...}
+    registry/<model>/fingerprints/<sha256>.json  (who first registered that fingerprint)
 
 Version numbers are claimed with a create-only write of ``claim.json`` and alias moves are
 compare-and-swap on the alias object's generation, so concurrent writers cannot hand out
 the same version twice or lose an alias update. A version counts as registered once its
-manifest (written last) exists.
+manifest (written last) exists. A create-only fingerprint object makes "register this model
+unless it is already there" atomic across writers (:meth:`Registry.register_once`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import logging
 import re
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +38,10 @@ ROOT = "registry"
 CLAIM = "claim.json"
 ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 MAX_ATTEMPTS = 50
+# How long a writer waits for another writer that claimed the same fingerprint to finish
+# registering it (a bundle takes seconds to upload), and how often it looks.
+FINGERPRINT_WAIT_SECONDS = 30.0
+FINGERPRINT_POLL_SECONDS = 0.25
 
 
 class RegistryError(LookupError):
@@ -54,6 +61,10 @@ class VersionInfo:
 
 def version_prefix(model: str, version: int) -> str:
     return f"{ROOT}/{model}/versions/{version}"
+
+
+def fingerprint_key(model: str, fingerprint: str) -> str:
+    return f"{ROOT}/{model}/fingerprints/{fingerprint}.json"
 
 
 def alias_key(model: str, alias: str) -> str:
@@ -121,10 +132,14 @@ class Registry:
 
         A version is reused only if its manifest has the same fingerprint (same data, config,
         seed and code: :mod:`titanic_mlops.fingerprint`), lists the same sha256 for every
-        file, and its stored files still verify. Two writers racing with the same model may
-        both register (no lock spans the search and the claim); nothing is lost or corrupted.
+        file, and its stored files still verify. The first writer of a fingerprint claims it
+        with a create-only object; a writer that loses that race waits for the winner's
+        version instead of registering a duplicate (up to ``FINGERPRINT_WAIT_SECONDS``, in
+        case the winner died mid-registration).
         """
-        existing = self.find(fingerprint.sha256, files)
+        existing, seen = self._find(fingerprint.sha256, files)
+        if existing is None and not seen and not self._claim_fingerprint(fingerprint.sha256):
+            existing = self._await_fingerprint(fingerprint.sha256, files)
         if existing is not None:
             log.info(
                 "%s version %d already holds this model (same data, config, seed and code; "
@@ -137,9 +152,38 @@ class Registry:
         )
         return version, False
 
+    def _claim_fingerprint(self, fingerprint: str) -> bool:
+        """Whether this writer is the first to register ``fingerprint`` (create-only)."""
+        claim = {"claimed_at": _now(), "host": socket.gethostname()}
+        try:
+            self.storage.create(fingerprint_key(self.model, fingerprint), bundle.dumps(claim))
+        except PreconditionFailed:
+            return False
+        return True
+
+    def _await_fingerprint(self, fingerprint: str, files: Mapping[str, bytes]) -> int | None:
+        """The version another writer registers for ``fingerprint``, once it is complete."""
+        deadline = time.monotonic() + FINGERPRINT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            version, seen = self._find(fingerprint, files)
+            if seen:
+                return version  # None if its bytes differ or it does not verify
+            time.sleep(FINGERPRINT_POLL_SECONDS)
+        log.warning(
+            "%s: the writer that claimed fingerprint %s… registered nothing within %.0f s "
+            "(it stopped?): registering this model", self.model, fingerprint[:12],
+            FINGERPRINT_WAIT_SECONDS,
+        )  # fmt: skip
+        return None
+
     def find(self, fingerprint: str, files: Mapping[str, bytes]) -> int | None:
         """The newest intact version with this fingerprint and exactly these files, or None."""
+        return self._find(fingerprint, files)[0]
+
+    def _find(self, fingerprint: str, files: Mapping[str, bytes]) -> tuple[int | None, bool]:
+        """:meth:`find`, and whether any complete version carries ``fingerprint`` at all."""
         hashes = {name: bundle.sha256(data) for name, data in files.items()}
+        seen = False
         for version in reversed(self.versions()):
             try:
                 manifest = self.manifest(version)
@@ -147,19 +191,20 @@ class Registry:
                 continue
             if manifest.get("fingerprint") != fingerprint:
                 continue
+            seen = True
             if manifest["files"] != hashes:
                 log.warning(
                     "%s version %d has this run's fingerprint but other bytes (training is not "
                     "deterministic here?): registering a new version", self.model, version,
                 )  # fmt: skip
-                return None
+                return None, seen
             try:
                 self.load(version)
             except bundle.BundleIntegrityError as exc:
                 log.warning("not reusing %s version %d: %s", self.model, version, exc)
                 continue
-            return version
-        return None
+            return version, seen
+        return None, seen
 
     def uri(self, version: int) -> str:
         """Where a version's files live (for logs and summaries)."""

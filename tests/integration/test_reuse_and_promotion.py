@@ -6,13 +6,16 @@ Real bundles (the session's trained model) in a real folder registry, the real g
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
 from tests.integration.test_validation import variant
 from titanic_mlops import bundle, promotion
+from titanic_mlops import registry as registry_module
 from titanic_mlops.fingerprint import Fingerprint
-from titanic_mlops.registry import Registry, version_prefix
+from titanic_mlops.registry import Registry, fingerprint_key, version_prefix
 from titanic_mlops.storage import open_storage
 from titanic_mlops.validation import Policy, load_policy
 
@@ -56,6 +59,50 @@ def test_a_tampered_version_is_not_reused(registry, trained, tmp_path):
     onnx = tmp_path / "bucket" / version_prefix(MODEL, 1) / bundle.MODEL_ONNX
     onnx.write_bytes(onnx.read_bytes() + b"\0")
     assert registry.register_once(trained.files, SAME) == (2, False)
+
+
+@pytest.mark.parametrize("writers", [2, 4])
+def test_writers_racing_with_the_same_model_register_it_once(
+    storage, trained, writers, monkeypatch
+):
+    """Each writer passes the search before any has registered (the barrier): only the
+    fingerprint's create-only claim keeps them from registering duplicates."""
+    registries = [Registry(storage, MODEL) for _ in range(writers)]
+    barrier, results = threading.Barrier(writers), []
+    real_find = Registry._find
+
+    def find_then_wait(self, *args):
+        found = real_find(self, *args)
+        if threading.current_thread().name.startswith("writer"):
+            threading.current_thread().name = "searched"
+            barrier.wait(timeout=30)  # every writer has searched and found nothing
+        return found
+
+    def write(one: Registry) -> None:
+        results.append(one.register_once(trained.files, SAME))
+
+    monkeypatch.setattr(Registry, "_find", find_then_wait)
+    threads = [threading.Thread(target=write, args=(r,), name=f"writer-{i}")
+               for i, r in enumerate(registries)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(results) == [(1, False)] + [(1, True)] * (writers - 1)
+    assert registries[0].versions() == [1]
+
+
+def test_a_claim_whose_writer_died_delays_the_next_writer_but_does_not_stop_it(
+    registry, trained, monkeypatch
+):
+    monkeypatch.setattr(registry_module, "FINGERPRINT_WAIT_SECONDS", 0.5)
+    registry.storage.create(fingerprint_key(MODEL, SAME.sha256), b"{}")  # nothing followed
+    started = time.monotonic()
+    assert registry.register_once(trained.files, SAME) == (1, False)
+    assert time.monotonic() - started >= 0.5
+    started = time.monotonic()
+    assert registry.register_once(trained.files, SAME) == (1, True)  # found: no wait
+    assert time.monotonic() - started < 0.5
 
 
 def test_plain_register_still_makes_a_new_version_each_time(registry, trained):

@@ -207,6 +207,8 @@ def drift_check(
     if html and page:
         Path(html).write_text(page, encoding="utf-8")
         print(f"HTML report written to {html}")
+    elif html:
+        print(f"no HTML report written: the check's status is {summary.get('status')}")
 
 
 @task(

@@ -5,7 +5,7 @@ Layout (one source of truth, see :func:`version_prefix` and :func:`alias_key`)::
     registry/<model>/versions/<N>/{claim.json, model.onnx, model.pt, preprocessing.json,
                                    metrics.json, manifest.json}
     registry/<model>/aliases/<alias>.json   -> {"version": N, ...}
-    registry/<model>/fingerprints/<sha256>.json  (who first registered that fingerprint)
+    registry/<model>/fingerprints/<sha256>/<files sha256>.json  (who registers that model)
 
 Version numbers are claimed with a create-only write of ``claim.json`` and alias moves are
 compare-and-swap on the alias object's generation, so concurrent writers cannot hand out
@@ -21,6 +21,7 @@ import logging
 import re
 import socket
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,10 +39,11 @@ ROOT = "registry"
 CLAIM = "claim.json"
 ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 MAX_ATTEMPTS = 50
-# How long a writer waits for another writer that claimed the same fingerprint to finish
-# registering it (a bundle takes seconds to upload), and how often it looks.
+# How long a claim on a model holds (a bundle takes seconds to upload): other writers wait
+# that long after ``claimed_at`` for its version, then take the claim over. And how often
+# they look.
 FINGERPRINT_WAIT_SECONDS = 30.0
-FINGERPRINT_POLL_SECONDS = 0.25
+FINGERPRINT_POLL_SECONDS = 0.5
 
 
 class RegistryError(LookupError):
@@ -63,8 +65,10 @@ def version_prefix(model: str, version: int) -> str:
     return f"{ROOT}/{model}/versions/{version}"
 
 
-def fingerprint_key(model: str, fingerprint: str) -> str:
-    return f"{ROOT}/{model}/fingerprints/{fingerprint}.json"
+def fingerprint_key(model: str, fingerprint: str, hashes: Mapping[str, str]) -> str:
+    """The claim on registering these exact files (sha256 by name) under ``fingerprint``."""
+    files = bundle.sha256(json.dumps(dict(hashes), sort_keys=True).encode())
+    return f"{ROOT}/{model}/fingerprints/{fingerprint}/{files}.json"
 
 
 def alias_key(model: str, alias: str) -> str:
@@ -73,6 +77,20 @@ def alias_key(model: str, alias: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _claim_body() -> bytes:
+    """A claim's content: unique (``token``), so a create retried after it landed knows itself."""
+    claim = {"claimed_at": _now(), "host": socket.gethostname(), "token": uuid.uuid4().hex}
+    return bundle.dumps(claim)
+
+
+def _claimed_at(body: bytes) -> float:
+    """When a claim was made (Unix time); now if it does not say (a claim is then fresh)."""
+    try:
+        return datetime.fromisoformat(json.loads(body)["claimed_at"]).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return time.time()
 
 
 class Registry:
@@ -104,9 +122,7 @@ class Registry:
         for _ in range(MAX_ATTEMPTS):
             key = f"{version_prefix(self.model, candidate)}/{CLAIM}"
             try:
-                self.storage.create(
-                    key, bundle.dumps({"claimed_at": _now(), "host": socket.gethostname()})
-                )
+                self.storage.create(key, _claim_body())
                 return candidate
             except PreconditionFailed:
                 candidate += 1  # another writer got there first: try the next number
@@ -132,14 +148,16 @@ class Registry:
 
         A version is reused only if its manifest has the same fingerprint (same data, config,
         seed and code: :mod:`titanic_mlops.fingerprint`), lists the same sha256 for every
-        file, and its stored files still verify. The first writer of a fingerprint claims it
-        with a create-only object; a writer that loses that race waits for the winner's
-        version instead of registering a duplicate (up to ``FINGERPRINT_WAIT_SECONDS``, in
-        case the winner died mid-registration).
+        file, and its stored files still verify. The first writer of a model claims it with a
+        create-only object; a writer that finds the claim taken waits for that writer's
+        version instead of registering a duplicate, and takes the claim over if nothing
+        came ``FINGERPRINT_WAIT_SECONDS`` after it was made (its writer stopped).
         """
-        existing, seen = self._find(fingerprint.sha256, files)
-        if existing is None and not seen and not self._claim_fingerprint(fingerprint.sha256):
-            existing = self._await_fingerprint(fingerprint.sha256, files)
+        hashes = {name: bundle.sha256(data) for name, data in files.items()}
+        listed = self.versions()
+        existing, seen = self._find(fingerprint.sha256, hashes, listed)
+        if existing is None and not seen:
+            existing = self._claim_or_await(fingerprint.sha256, hashes, set(listed))
         if existing is not None:
             log.info(
                 "%s version %d already holds this model (same data, config, seed and code; "
@@ -152,58 +170,75 @@ class Registry:
         )
         return version, False
 
-    def _claim_fingerprint(self, fingerprint: str) -> bool:
-        """Whether this writer is the first to register ``fingerprint`` (create-only)."""
-        claim = {"claimed_at": _now(), "host": socket.gethostname()}
-        try:
-            self.storage.create(fingerprint_key(self.model, fingerprint), bundle.dumps(claim))
-        except PreconditionFailed:
-            return False
-        return True
-
-    def _await_fingerprint(self, fingerprint: str, files: Mapping[str, bytes]) -> int | None:
-        """The version another writer registers for ``fingerprint``, once it is complete."""
-        deadline = time.monotonic() + FINGERPRINT_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            version, seen = self._find(fingerprint, files)
-            if seen:
-                return version  # None if its bytes differ or it does not verify
-            time.sleep(FINGERPRINT_POLL_SECONDS)
-        log.warning(
-            "%s: the writer that claimed fingerprint %s… registered nothing within %.0f s "
-            "(it stopped?): registering this model", self.model, fingerprint[:12],
-            FINGERPRINT_WAIT_SECONDS,
-        )  # fmt: skip
-        return None
+    def _claim_or_await(
+        self, fingerprint: str, hashes: Mapping[str, str], listed: set[int]
+    ) -> int | None:
+        """None once this writer holds the claim on the model (it registers), else the
+        version the holder registered (versions in ``listed`` were searched already)."""
+        key, body = fingerprint_key(self.model, fingerprint, hashes), _claim_body()
+        while True:
+            try:
+                self.storage.create(key, body)
+                return None
+            except PreconditionFailed:
+                pass
+            try:
+                held, generation = self.storage.read_with_generation(key)
+            except NotFound:
+                continue  # removed meanwhile: claim again
+            if held == body:
+                return None  # our own create, retried by the client after it had landed
+            deadline = min(_claimed_at(held), time.time()) + FINGERPRINT_WAIT_SECONDS
+            while time.time() < deadline:
+                new = [v for v in self.versions() if v not in listed]
+                version, seen = self._find(fingerprint, hashes, new)
+                if seen:
+                    return version  # None if it does not verify: register anew
+                time.sleep(FINGERPRINT_POLL_SECONDS)
+            try:  # of several writers taking over a stale claim, one wins
+                self.storage.replace(key, body, generation)
+            except PreconditionFailed:
+                continue  # taken over by another writer: wait for that one
+            log.warning(
+                "%s: the claim on this model (fingerprint %s…) brought no version within "
+                "%.0f s (its writer stopped?): registering it here",
+                self.model, fingerprint[:12], FINGERPRINT_WAIT_SECONDS,
+            )  # fmt: skip
+            return None
 
     def find(self, fingerprint: str, files: Mapping[str, bytes]) -> int | None:
         """The newest intact version with this fingerprint and exactly these files, or None."""
-        return self._find(fingerprint, files)[0]
-
-    def _find(self, fingerprint: str, files: Mapping[str, bytes]) -> tuple[int | None, bool]:
-        """:meth:`find`, and whether any complete version carries ``fingerprint`` at all."""
         hashes = {name: bundle.sha256(data) for name, data in files.items()}
-        seen = False
-        for version in reversed(self.versions()):
+        return self._find(fingerprint, hashes, self.versions())[0]
+
+    def _find(
+        self, fingerprint: str, hashes: Mapping[str, str], versions: list[int]
+    ) -> tuple[int | None, bool]:
+        """:meth:`find` among ``versions``, and whether any of them holds these exact files
+        under ``fingerprint`` at all (intact or not)."""
+        seen, other_bytes = False, None
+        for version in reversed(versions):
             try:
                 manifest = self.manifest(version)
             except bundle.BundleIntegrityError:
                 continue
             if manifest.get("fingerprint") != fingerprint:
                 continue
-            seen = True
             if manifest["files"] != hashes:
-                log.warning(
-                    "%s version %d has this run's fingerprint but other bytes (training is not "
-                    "deterministic here?): registering a new version", self.model, version,
-                )  # fmt: skip
-                return None, seen
+                other_bytes = other_bytes or version
+                continue
+            seen = True
             try:
                 self.load(version)
             except bundle.BundleIntegrityError as exc:
                 log.warning("not reusing %s version %d: %s", self.model, version, exc)
                 continue
             return version, seen
+        if other_bytes is not None and not seen:
+            log.warning(
+                "%s version %d has this run's fingerprint but other bytes (training is not "
+                "deterministic here?): not reusing it", self.model, other_bytes,
+            )  # fmt: skip
         return None, seen
 
     def uri(self, version: int) -> str:

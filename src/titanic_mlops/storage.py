@@ -140,11 +140,15 @@ class LocalStorage(Storage):
     def _tmp(self, path: Path, data: bytes) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        # mkstemp creates 0600; objects are plain files. (os.fchmod does not exist on Windows,
-        # where chmod only toggles the read-only flag.)
-        os.chmod(tmp, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            # mkstemp creates 0600; objects are plain files. (os.fchmod does not exist on
+            # Windows, where chmod only toggles the read-only flag.)
+            os.chmod(tmp, 0o644)
+        except BaseException:
+            os.unlink(tmp)  # a full disk leaves no partial temporary file behind
+            raise
         return tmp
 
     def _lock(self, path: Path) -> FileLock:

@@ -216,3 +216,11 @@ def test_quickstart_ends_by_serving_the_production_model(tmp_path):
         reader.join(timeout=10)
     out = "".join(lines)
     assert f"curl -s -X POST http://127.0.0.1:{port}/" in out
+
+
+def test_drift_check_says_when_there_is_no_html_report_to_write(bucket, tmp_path):
+    page = tmp_path / "report.html"
+    proc = run("-m", "invoke", "drift-check", "-n", "500", "--storage", str(bucket),
+               "--html", str(page))  # fmt: skip
+    assert "no HTML report written: the check's status is insufficient_data" in proc.stdout
+    assert not page.exists()

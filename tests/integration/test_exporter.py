@@ -234,9 +234,14 @@ def test_forced_exports_are_never_lost(fake_monitoring, exporter, registry):
     depth = registry._names_to_collectors["titanic_queue_depth"]
     started = time.monotonic()
     one.maybe_export(force=True)  # not due, but forced
-    depth.set(1)
-    one.maybe_export(force=True)  # arrives while the first export runs
     assert time.monotonic() - started < 0.4  # one export alone takes 0.5 s
+    while fake_monitoring.calls["CreateTimeSeries"] < 1:  # its points are sampled and sent
+        assert time.monotonic() - started < 5
+        time.sleep(0.005)
+    depth.set(1)
+    again = time.monotonic()
+    one.maybe_export(force=True)  # arrives while the first export runs
+    assert time.monotonic() - again < 0.4
     while len(fake_monitoring.time_series_calls) < 2:  # both stored
         assert time.monotonic() - started < 5
         time.sleep(0.05)

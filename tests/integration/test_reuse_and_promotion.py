@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -92,17 +93,32 @@ def test_writers_racing_with_the_same_model_register_it_once(
     assert registries[0].versions() == [1]
 
 
-def test_a_claim_whose_writer_died_delays_the_next_writer_but_does_not_stop_it(
+def claim_of(files) -> str:
+    return fingerprint_key(MODEL, SAME.sha256, {n: bundle.sha256(d) for n, d in files.items()})
+
+
+def test_a_fresh_claim_whose_writer_died_delays_the_next_writer_but_does_not_stop_it(
     registry, trained, monkeypatch
 ):
-    monkeypatch.setattr(registry_module, "FINGERPRINT_WAIT_SECONDS", 0.5)
-    registry.storage.create(fingerprint_key(MODEL, SAME.sha256), b"{}")  # nothing followed
+    monkeypatch.setattr(registry_module, "FINGERPRINT_WAIT_SECONDS", 1.0)
+    registry.storage.create(claim_of(trained.files), b"{}")  # says nothing, nothing followed
     started = time.monotonic()
     assert registry.register_once(trained.files, SAME) == (1, False)
-    assert time.monotonic() - started >= 0.5
+    assert time.monotonic() - started >= 1.0
     started = time.monotonic()
     assert registry.register_once(trained.files, SAME) == (1, True)  # found: no wait
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_claim_older_than_the_wait_is_taken_over_at_once(registry, trained):
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+    registry.storage.create(
+        claim_of(trained.files), json.dumps({"claimed_at": an_hour_ago}).encode()
+    )
+    started = time.monotonic()
+    assert registry.register_once(trained.files, SAME) == (1, False)
+    assert time.monotonic() - started < registry_module.FINGERPRINT_WAIT_SECONDS / 2
+    assert json.loads(registry.storage.read(claim_of(trained.files)))["claimed_at"] != an_hour_ago
 
 
 def test_plain_register_still_makes_a_new_version_each_time(registry, trained):

@@ -183,6 +183,7 @@ def test_a_stored_report_is_answered_again_by_its_id_without_a_new_check(client,
         ("id=../../registry/titanic-logreg/aliases/production", "id"),
         ("id=dt%3D2026-11-30%2F..%2F..%2Fx", "id"),
         ("id=dt%3D2026-11-30%2F20261130T091500.123456Z.html", "id"),
+        ("id=dt%3D%EF%BC%92026-11-30%2F20261130T091500.123456Z", "id"),  # a full-width 2
         ("id=dt%3D2026-11-30%2F20261130T091500.123456Z&format=pdf", "format"),
     ],
 )

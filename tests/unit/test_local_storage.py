@@ -200,3 +200,12 @@ def test_a_failed_write_leaves_no_temporary_file(local, monkeypatch):
     with pytest.raises(PermissionError):
         local.write("k/x", b"1")
     assert [p.name for p in (local.root / "k").iterdir()] == []
+
+    def full_disk(path, mode):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.os, "chmod", full_disk)
+    for operation in (local.write, local.create):
+        with pytest.raises(OSError, match="No space"):
+            operation("k/y", b"1")
+    assert [p.name for p in (local.root / "k").iterdir()] == []

@@ -27,5 +27,5 @@ startup.done()
 
 @aio.http
 async def drift_check(request: Request) -> Response:
-    """GET /?n_latest=500[&format=html][&source=live]; /health; /metrics."""
+    """GET /?n_latest=500[&format=html][&source=live]; /report?id=…; /health; /metrics."""
     return await respond(service, request)

@@ -57,7 +57,7 @@ FORMATS = ("json", "html")
 
 
 # A report's id is its key without the prefix and the suffix: all a client may name.
-REPORT_ID = re.compile(r"dt=\d{4}-\d{2}-\d{2}/\d{8}T\d{6}\.\d{6}Z(?:-\d{1,2})?")
+REPORT_ID = re.compile(r"dt=\d{4}-\d{2}-\d{2}/\d{8}T\d{6}\.\d{6}Z(?:-\d{1,2})?", re.ASCII)
 REPORT_ID_RULE = "must be the report_id of a check, such as dt=2026-11-30/20261130T091500.123456Z"
 
 

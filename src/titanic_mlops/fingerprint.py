@@ -14,7 +14,7 @@ A training run's fingerprint is the sha256 of the canonical JSON of
   versions of Python and of the libraries that compute the model.
 
 The registry reuses a version only if its fingerprint *and* its files' sha256s match
-(:meth:`titanic_mlops.registry.Registry.register_once`).
+(:func:`titanic_mlops.reuse.register_once`).
 """
 
 from __future__ import annotations

@@ -5,13 +5,12 @@ Layout (one source of truth, see :func:`version_prefix` and :func:`alias_key`)::
     registry/<model>/versions/<N>/{claim.json, model.onnx, model.pt, preprocessing.json,
                                    metrics.json, manifest.json}
     registry/<model>/aliases/<alias>.json   -> {"version": N, ...}
-    registry/<model>/fingerprints/<sha256>/<files sha256>.json  (who registers that model)
+    registry/<model>/fingerprints/<sha256>/<files sha256>.json  (see :mod:`reuse`)
 
 Version numbers are claimed with a create-only write of ``claim.json`` and alias moves are
 compare-and-swap on the alias object's generation, so concurrent writers cannot hand out
 the same version twice or lose an alias update. A version counts as registered once its
-manifest (written last) exists. A create-only fingerprint object makes "register this model
-unless it is already there" atomic across writers (:meth:`Registry.register_once`).
+manifest (written last) exists.
 """
 
 from __future__ import annotations
@@ -20,18 +19,14 @@ import json
 import logging
 import re
 import socket
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from titanic_mlops import bundle
 from titanic_mlops.storage import NotFound, PreconditionFailed, Storage
-
-if TYPE_CHECKING:
-    from titanic_mlops.fingerprint import Fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +34,6 @@ ROOT = "registry"
 CLAIM = "claim.json"
 ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 MAX_ATTEMPTS = 50
-# How long a claim on a model holds (a bundle takes seconds to upload): other writers wait
-# that long after ``claimed_at`` for its version, then take the claim over. And how often
-# they look.
-FINGERPRINT_WAIT_SECONDS = 30.0
-FINGERPRINT_POLL_SECONDS = 0.5
 
 
 class RegistryError(LookupError):
@@ -65,12 +55,6 @@ def version_prefix(model: str, version: int) -> str:
     return f"{ROOT}/{model}/versions/{version}"
 
 
-def fingerprint_key(model: str, fingerprint: str, hashes: Mapping[str, str]) -> str:
-    """The claim on registering these exact files (sha256 by name) under ``fingerprint``."""
-    files = bundle.sha256(json.dumps(dict(hashes), sort_keys=True).encode())
-    return f"{ROOT}/{model}/fingerprints/{fingerprint}/{files}.json"
-
-
 def alias_key(model: str, alias: str) -> str:
     return f"{ROOT}/{model}/aliases/{alias}.json"
 
@@ -79,18 +63,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _claim_body() -> bytes:
+def claim_body() -> bytes:
     """A claim's content: unique (``token``), so a create retried after it landed knows itself."""
     claim = {"claimed_at": _now(), "host": socket.gethostname(), "token": uuid.uuid4().hex}
     return bundle.dumps(claim)
-
-
-def _claimed_at(body: bytes) -> float:
-    """When a claim was made (Unix time); now if it does not say (a claim is then fresh)."""
-    try:
-        return datetime.fromisoformat(json.loads(body)["claimed_at"]).timestamp()
-    except (ValueError, KeyError, TypeError):
-        return time.time()
 
 
 class Registry:
@@ -122,7 +98,7 @@ class Registry:
         for _ in range(MAX_ATTEMPTS):
             key = f"{version_prefix(self.model, candidate)}/{CLAIM}"
             try:
-                self.storage.create(key, _claim_body())
+                self.storage.create(key, claim_body())
                 return candidate
             except PreconditionFailed:
                 candidate += 1  # another writer got there first: try the next number
@@ -140,106 +116,6 @@ class Registry:
         self._create_once(f"{prefix}/{bundle.MANIFEST}", bundle.dumps(manifest))
         log.info("registered %s version %d at %s", self.model, version, self.uri(version))
         return version
-
-    def register_once(
-        self, files: Mapping[str, bytes], fingerprint: Fingerprint, **metadata: Any
-    ) -> tuple[int, bool]:
-        """Reuse the version holding exactly this model, or register ``files``: (version, reused).
-
-        A version is reused only if its manifest has the same fingerprint (same data, config,
-        seed and code: :mod:`titanic_mlops.fingerprint`), lists the same sha256 for every
-        file, and its stored files still verify. The first writer of a model claims it with a
-        create-only object; a writer that finds the claim taken waits for that writer's
-        version instead of registering a duplicate, and takes the claim over if nothing
-        came ``FINGERPRINT_WAIT_SECONDS`` after it was made (its writer stopped).
-        """
-        hashes = {name: bundle.sha256(data) for name, data in files.items()}
-        listed = self.versions()
-        existing, seen = self._find(fingerprint.sha256, hashes, listed)
-        if existing is None and not seen:
-            existing = self._claim_or_await(fingerprint.sha256, hashes, set(listed))
-        if existing is not None:
-            log.info(
-                "%s version %d already holds this model (same data, config, seed and code; "
-                "fingerprint %s…): reusing it, nothing registered",
-                self.model, existing, fingerprint.sha256[:12],
-            )  # fmt: skip
-            return existing, True
-        version = self.register(
-            files, fingerprint=fingerprint.sha256, fingerprint_inputs=fingerprint.inputs, **metadata
-        )
-        return version, False
-
-    def _claim_or_await(
-        self, fingerprint: str, hashes: Mapping[str, str], listed: set[int]
-    ) -> int | None:
-        """None once this writer holds the claim on the model (it registers), else the
-        version the holder registered (versions in ``listed`` were searched already)."""
-        key, body = fingerprint_key(self.model, fingerprint, hashes), _claim_body()
-        while True:
-            try:
-                self.storage.create(key, body)
-                return None
-            except PreconditionFailed:
-                pass
-            try:
-                held, generation = self.storage.read_with_generation(key)
-            except NotFound:
-                continue  # removed meanwhile: claim again
-            if held == body:
-                return None  # our own create, retried by the client after it had landed
-            deadline = min(_claimed_at(held), time.time()) + FINGERPRINT_WAIT_SECONDS
-            while time.time() < deadline:
-                new = [v for v in self.versions() if v not in listed]
-                version, seen = self._find(fingerprint, hashes, new)
-                if seen:
-                    return version  # None if it does not verify: register anew
-                time.sleep(FINGERPRINT_POLL_SECONDS)
-            try:  # of several writers taking over a stale claim, one wins
-                self.storage.replace(key, body, generation)
-            except PreconditionFailed:
-                continue  # taken over by another writer: wait for that one
-            log.warning(
-                "%s: the claim on this model (fingerprint %s…) brought no version within "
-                "%.0f s (its writer stopped?): registering it here",
-                self.model, fingerprint[:12], FINGERPRINT_WAIT_SECONDS,
-            )  # fmt: skip
-            return None
-
-    def find(self, fingerprint: str, files: Mapping[str, bytes]) -> int | None:
-        """The newest intact version with this fingerprint and exactly these files, or None."""
-        hashes = {name: bundle.sha256(data) for name, data in files.items()}
-        return self._find(fingerprint, hashes, self.versions())[0]
-
-    def _find(
-        self, fingerprint: str, hashes: Mapping[str, str], versions: list[int]
-    ) -> tuple[int | None, bool]:
-        """:meth:`find` among ``versions``, and whether any of them holds these exact files
-        under ``fingerprint`` at all (intact or not)."""
-        seen, other_bytes = False, None
-        for version in reversed(versions):
-            try:
-                manifest = self.manifest(version)
-            except bundle.BundleIntegrityError:
-                continue
-            if manifest.get("fingerprint") != fingerprint:
-                continue
-            if manifest["files"] != hashes:
-                other_bytes = other_bytes or version
-                continue
-            seen = True
-            try:
-                self.load(version)
-            except bundle.BundleIntegrityError as exc:
-                log.warning("not reusing %s version %d: %s", self.model, version, exc)
-                continue
-            return version, seen
-        if other_bytes is not None and not seen:
-            log.warning(
-                "%s version %d has this run's fingerprint but other bytes (training is not "
-                "deterministic here?): not reusing it", self.model, other_bytes,
-            )  # fmt: skip
-        return None, seen
 
     def uri(self, version: int) -> str:
         """Where a version's files live (for logs and summaries)."""

@@ -29,6 +29,7 @@ from titanic_mlops import (
     encoding,
     evaluation,
     fingerprint,
+    reuse,
     tracking,
 )
 from titanic_mlops.model import LogisticRegressionModel, model_files
@@ -220,7 +221,8 @@ def _register(cfg: DictConfig, result: TrainResult, processed: Path) -> None:
     raw = project_path(cfg.data.raw)
     inputs = {"raw": raw, **{name: processed / name for name in data.TRAINING_INPUTS}}
     fp = fingerprint.compute(config, inputs)
-    result.version, result.reused = registry.register_once(
+    result.version, result.reused = reuse.register_once(
+        registry,
         result.files,
         fp,
         git_commit=git_commit(),

@@ -97,7 +97,7 @@ def start_fake_gcs() -> tuple[subprocess.Popen, str]:
 
 def gcs_copy(local: Path, bucket: str) -> str:
     """The registry of a local folder uploaded into a new fake-gcs bucket."""
-    from titanic_mlops.storage import GCSStorage
+    from titanic_mlops.gcs_storage import GCSStorage
 
     uri = f"gs://{bucket}/titanic"
     GCSStorage(uri).client.create_bucket(bucket)

@@ -119,7 +119,7 @@ def fake_gcs() -> Iterator[str]:
 @pytest.fixture
 def gcs_uri(fake_gcs: str) -> str:
     """A fresh bucket on the fake server, as ``gs://bucket/prefix``."""
-    from titanic_mlops.storage import GCSStorage
+    from titanic_mlops.gcs_storage import GCSStorage
 
     name = f"test-{uuid.uuid4().hex[:12]}"
     GCSStorage(f"gs://{name}").client.create_bucket(name)

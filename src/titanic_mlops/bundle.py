@@ -45,6 +45,11 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_hashes(files: Mapping[str, bytes]) -> dict[str, str]:
+    """The sha256 of each file, by name, as a manifest lists them."""
+    return {name: sha256(data) for name, data in sorted(files.items())}
+
+
 def dumps(obj: Any) -> bytes:
     """Deterministic, human-readable JSON bytes."""
     return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
@@ -58,7 +63,7 @@ def make_manifest(files: Mapping[str, bytes], **fields: Any) -> dict[str, Any]:
     return {
         **fields,
         "format": MANIFEST_FORMAT,
-        "files": {name: sha256(data) for name, data in sorted(files.items())},
+        "files": file_hashes(files),
     }
 
 

@@ -98,14 +98,10 @@ class Predictor:
         if linear is None:
             self.graph.session()  # fail now, not on the first request, if the graph cannot run
 
-    def run_onnx(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities from onnxruntime for an encoded float32 matrix."""
-        return self.graph.run(x)
-
     def predict_encoded(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for an already-encoded float32 matrix."""
         if self._linear is None:
-            return self.run_onnx(x)
+            return self.graph.run(x)
         import numpy as np
 
         if self._weights_array is None:

@@ -43,15 +43,11 @@ def claim_key(model: str, fingerprint: str, hashes: Hashes) -> str:
     return f"{ROOT}/{model}/fingerprints/{fingerprint}/{files}.json"
 
 
-def file_hashes(files: Mapping[str, bytes]) -> dict[str, str]:
-    return {name: bundle.sha256(data) for name, data in files.items()}
-
-
 def register_once(
     registry: Registry, files: Mapping[str, bytes], fingerprint: Fingerprint, **metadata: Any
 ) -> tuple[int, bool]:
     """Reuse the version holding exactly this model, or register ``files``: (version, reused)."""
-    hashes = file_hashes(files)
+    hashes = bundle.file_hashes(files)
     listed = registry.versions()
     existing, seen = _find(registry, fingerprint.sha256, hashes, listed)
     if existing is None and not seen:
@@ -71,7 +67,7 @@ def register_once(
 
 def find(registry: Registry, fingerprint: str, files: Mapping[str, bytes]) -> int | None:
     """The newest intact version with this fingerprint and exactly these files, or None."""
-    return _find(registry, fingerprint, file_hashes(files), registry.versions())[0]
+    return _find(registry, fingerprint, bundle.file_hashes(files), registry.versions())[0]
 
 
 def _claimed_at(body: bytes) -> float:

@@ -4,6 +4,7 @@ Keys are ``/``-separated paths relative to the URI. Besides plain reads and writ
 offers the two primitives the registry and the prediction log rely on: create-only
 writes and compare-and-swap replaces, both backed by GCS generation preconditions
 (and by ``link`` and a portable lock file on a local folder: Linux, macOS and Windows).
+The local folder lives here; ``gs://`` is :mod:`titanic_mlops.gcs_storage`.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _replace(src: str, dst: Path, retry: bool = os.name == "nt") -> None:
             time.sleep(REPLACE_PAUSE)
 
 
-def _check_key(key: str) -> str:
+def check_key(key: str) -> str:
     parts = key.split("/")
     if (
         not key
@@ -110,7 +111,7 @@ def _check_key(key: str) -> str:
     return key
 
 
-def _check_prefix(prefix: str) -> str:
+def check_prefix(prefix: str) -> str:
     """A listing prefix: empty, or a key-like path that may end in "/" or a partial name."""
     if prefix and (prefix.startswith("/") or any(p in (".", "..") for p in prefix.split("/"))):
         raise ValueError(f"invalid storage prefix {prefix!r}")
@@ -125,7 +126,7 @@ class LocalStorage(Storage):
         self.uri = str(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root / _check_key(key)
+        return self.root / check_key(key)
 
     def read(self, key: str) -> bytes:
         try:
@@ -203,7 +204,7 @@ class LocalStorage(Storage):
             self.write(key, data)
 
     def list(self, prefix: str = "") -> list[str]:
-        _check_prefix(prefix)
+        check_prefix(prefix)
         base = self.root
         if not base.exists():
             return []
@@ -224,98 +225,18 @@ class LocalStorage(Storage):
         return self._path(key).is_file()
 
     def list_children(self, prefix: str) -> list[str]:
-        folder = self.root / _check_prefix(prefix) if prefix else self.root
+        folder = self.root / check_prefix(prefix) if prefix else self.root
         if not folder.is_dir():
             return []
         return sorted(f"{prefix}{p.name}/" for p in folder.iterdir() if p.is_dir())
-
-
-class GCSStorage(Storage):
-    """``gs://bucket/prefix`` through google-cloud-storage (honours ``STORAGE_EMULATOR_HOST``)."""
-
-    def __init__(self, uri: str, client: object | None = None) -> None:
-        from google.cloud import storage as gcs  # imported here: local runs never need it
-
-        bucket, _, prefix = uri.removeprefix("gs://").partition("/")
-        if not bucket:
-            raise ValueError(f"no bucket in {uri!r}")
-        self.uri = uri.rstrip("/")
-        self.prefix = prefix.strip("/")
-        self.client = client or _gcs_client(gcs)
-        self.bucket = self.client.bucket(bucket)
-
-    def _name(self, key: str) -> str:
-        _check_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def _key(self, name: str) -> str:
-        return name[len(self.prefix) + 1 :] if self.prefix else name
-
-    def read(self, key: str) -> bytes:
-        return self.read_with_generation(key)[0]
-
-    def read_with_generation(self, key: str) -> tuple[bytes, Generation]:
-        from google.api_core import exceptions
-
-        blob = self.bucket.blob(self._name(key))
-        try:
-            data = blob.download_as_bytes()
-        except exceptions.NotFound as exc:
-            raise NotFound(self.join(key)) from exc
-        return data, str(blob.generation)
-
-    def _upload(self, key: str, data: bytes, if_generation_match: int | None) -> None:
-        from google.api_core import exceptions
-
-        blob = self.bucket.blob(self._name(key))
-        try:
-            blob.upload_from_string(
-                data,
-                content_type="application/octet-stream",
-                if_generation_match=if_generation_match,
-            )
-        except exceptions.PreconditionFailed as exc:
-            raise PreconditionFailed(f"{self.join(key)}: generation precondition failed") from exc
-
-    def write(self, key: str, data: bytes) -> None:
-        self._upload(key, data, None)
-
-    def create(self, key: str, data: bytes) -> None:
-        self._upload(key, data, 0)  # generation 0 = "must not exist"
-
-    def replace(self, key: str, data: bytes, generation: Generation) -> None:
-        self._upload(key, data, int(generation))
-
-    def list(self, prefix: str = "") -> list[str]:
-        _check_prefix(prefix)
-        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
-        return sorted(self._key(b.name) for b in self.client.list_blobs(self.bucket, prefix=full))
-
-    def exists(self, key: str) -> bool:
-        return self.bucket.blob(self._name(key)).exists()
-
-    def list_children(self, prefix: str) -> list[str]:
-        _check_prefix(prefix)
-        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
-        blobs = self.client.list_blobs(self.bucket, prefix=full, delimiter="/")
-        for _ in blobs.pages:  # prefixes are filled in while the pages are read
-            pass
-        return sorted(self._key(p) for p in blobs.prefixes)
-
-
-def _gcs_client(gcs):
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "local-emulator")
-        return gcs.Client(project=project, credentials=AnonymousCredentials())
-    return gcs.Client()
 
 
 def open_storage(uri: str | Path) -> Storage:
     """``gs://…`` → :class:`GCSStorage`; anything else is a local folder."""
     text = str(uri)
     if text.startswith("gs://"):
+        from titanic_mlops.gcs_storage import GCSStorage  # the client library: only for GCS
+
         return GCSStorage(text)
     if "://" in text and not text.startswith("file://"):
         raise ValueError(f"unsupported storage URI {text!r}: use gs://bucket/prefix or a path")

@@ -94,7 +94,7 @@ def test_writers_racing_with_the_same_model_register_it_once(
 
 
 def claim_of(files) -> str:
-    return claim_key(MODEL, SAME.sha256, reuse.file_hashes(files))
+    return claim_key(MODEL, SAME.sha256, bundle.file_hashes(files))
 
 
 def test_a_fresh_claim_whose_writer_died_delays_the_next_writer_but_does_not_stop_it(

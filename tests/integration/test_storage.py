@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
+from titanic_mlops.gcs_storage import GCSStorage
 from titanic_mlops.storage import (
-    GCSStorage,
     LocalStorage,
     NotFound,
     PreconditionFailed,
